@@ -1,0 +1,304 @@
+"""Settings, read from the environment (12-factor); every limit and switch is an environment variable."""
+import secrets
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(env.str("ENGINE_ROOM_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+ENGINE_ROOM_ENV = env.str("ENGINE_ROOM_ENV", default="development")
+PRODUCTION = ENGINE_ROOM_ENV == "production"
+TESTING = env.bool("ENGINE_ROOM_TESTING", default=False)
+
+
+def _generated(name: str, make) -> str:
+    """A value kept under var/ for local runs, made once; production must set it explicitly."""
+    path = VAR_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _new_fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+if PRODUCTION:
+    SECRET_KEY = env.str("SECRET_KEY")
+    ENGINE_ROOM_SECRETS_KEY = env.list("ENGINE_ROOM_SECRETS_KEY")
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="") or _generated("secret_key", lambda: secrets.token_urlsafe(50))
+    ENGINE_ROOM_SECRETS_KEY = env.list("ENGINE_ROOM_SECRETS_KEY", default=[]) or [
+        _generated("secrets_key", _new_fernet_key)
+    ]
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "datastore",
+    "logs",
+    "workflows",
+    "scheduler",
+    "api_endpoints",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web, worker and beat processes read while one of them writes; IMMEDIATE
+    # transactions take the write lock up front instead of failing mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "application_name", env.str("ENGINE_ROOM_DB_APPLICATION_NAME", default="engine_room")
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+# --- Redis, broker, cache -------------------------------------------------------------------
+def _answers(url: str) -> bool:
+    """Whether a Redis server accepts a TCP connection at url (checked once, at start)."""
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_AVAILABLE = env.bool("ENGINE_ROOM_REDIS", default=None)
+if REDIS_AVAILABLE is None:
+    REDIS_AVAILABLE = _answers(REDIS_URL)
+
+_local_broker = VAR_DIR / "broker"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or (REDIS_URL if REDIS_AVAILABLE else "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("in", "processed"):
+        (_local_broker / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_local_broker / "in"),
+        "data_folder_out": str(_local_broker / "in"),
+        "processed_folder": str(_local_broker / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+if REDIS_AVAILABLE:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("ENGINE_ROOM_CACHE_PREFIX", default="er"),
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ---------------------------------------------------------------------------------
+QUEUE_PREFIX = env.str("ENGINE_ROOM_QUEUE_PREFIX", default="")
+QUEUE_INTERACTIVE = f"{QUEUE_PREFIX}interactive"
+QUEUE_DEFAULT = f"{QUEUE_PREFIX}default"
+QUEUE_BULK = f"{QUEUE_PREFIX}bulk"
+CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Engine limits (all overridable per process, so drills can set them for real workers) ----
+ENGINE_ROOM_LEASE_SECONDS = env.int("ENGINE_ROOM_LEASE_SECONDS", default=30)
+ENGINE_ROOM_SWEEP_SECONDS = env.float("ENGINE_ROOM_SWEEP_SECONDS", default=10.0)
+# A queued run is only re-enqueued once it has waited this long past its not_before: a normal
+# enqueue is picked up within milliseconds, so this catches lost broker messages only.
+ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS = env.int("ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS", default=60)
+ENGINE_ROOM_MAX_CALL_DEPTH = env.int("ENGINE_ROOM_MAX_CALL_DEPTH", default=20)
+ENGINE_ROOM_MAX_CHAIN_LENGTH = env.int("ENGINE_ROOM_MAX_CHAIN_LENGTH", default=100_000)
+ENGINE_ROOM_MAX_STEPS = env.int("ENGINE_ROOM_MAX_STEPS", default=200)
+ENGINE_ROOM_STEP_OUTPUT_LIMIT = env.int("ENGINE_ROOM_STEP_OUTPUT_LIMIT", default=64 * 1024)
+ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT = env.int("ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT", default=1024 * 1024)
+ENGINE_ROOM_EXPRESSION_TIME_LIMIT = env.float("ENGINE_ROOM_EXPRESSION_TIME_LIMIT", default=2.0)
+ENGINE_ROOM_HTTP_ALLOW = env.list("ENGINE_ROOM_HTTP_ALLOW", default=[])
+ENGINE_ROOM_HTTP_MAX_RESPONSE_BYTES = env.int("ENGINE_ROOM_HTTP_MAX_RESPONSE_BYTES", default=5 * 1024 * 1024)
+ENGINE_ROOM_HTTP_DEFAULT_TIMEOUT = env.float("ENGINE_ROOM_HTTP_DEFAULT_TIMEOUT", default=30.0)
+ENGINE_ROOM_DEFINITION_CACHE_SECONDS = env.int("ENGINE_ROOM_DEFINITION_CACHE_SECONDS", default=300)
+
+# Workload units: what each part of a run costs (docs/workload-units.md).
+ENGINE_ROOM_WU_COSTS = {
+    "run": 0.2,
+    "step": 0.05,
+    "record_written": 0.1,
+    "record_read": 0.01,
+    "http_request": 0.5,
+    "email": 0.5,
+    "schedule": 0.1,
+}
+
+# The action catalogue: an explicit list, loaded once into a dict by type.
+ENGINE_ROOM_ACTIONS = [
+    "workflows.actions.create_record.CreateRecord",
+    "workflows.actions.update_record.UpdateRecord",
+    "workflows.actions.delete_record.DeleteRecord",
+    "workflows.actions.update_records.UpdateRecords",
+    "workflows.actions.delete_records.DeleteRecords",
+    "workflows.actions.find_records.FindRecords",
+    "workflows.actions.http_request.HttpRequest",
+    "workflows.actions.send_email.SendEmail",
+    "workflows.actions.set_values.SetValues",
+    "workflows.actions.return_response.ReturnResponse",
+    "workflows.actions.terminate.Terminate",
+    "workflows.actions.run_workflow.RunWorkflow",
+]
+
+CELERY_BEAT_SCHEDULE = {
+    "engine-room-sweep-runs": {
+        "task": "scheduler.tasks.runs_sweep",
+        "schedule": ENGINE_ROOM_SWEEP_SECONDS,
+        "options": {"queue": QUEUE_DEFAULT, "expires": ENGINE_ROOM_SWEEP_SECONDS},
+    },
+}
+
+# --- Email ----------------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Engine Room <noreply@engine-room.local>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Engine Room API",
+    "DESCRIPTION": "Backend workflows as HTTP endpoints, plus the management API.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Production -----------------------------------------------------------------------------
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True

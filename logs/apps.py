@@ -1,0 +1,7 @@
+"""Runs and step runs: the read side of everything the engine does."""
+from django.apps import AppConfig
+
+
+class LogsConfig(AppConfig):
+    name = "logs"
+    verbose_name = "Logs"

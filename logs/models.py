@@ -1,0 +1,121 @@
+"""Every run and every step attempt, with timings, inputs, outputs, errors and workload units."""
+import uuid
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+FINISHED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.TERMINATED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
+)
+
+
+class RunTrigger(models.TextChoices):
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    LIST = "list"
+    RECURRING = "recurring"
+    RECORD = "record"
+    WORKFLOW = "workflow"
+
+
+class WorkflowRun(models.Model):
+    """One execution of a workflow version; the row is the run's state, lease and log header."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # String references: logs never imports workflows (DESIGN.md, dependencies point one way).
+    workflow = models.ForeignKey("workflows.Workflow", null=True, on_delete=models.SET_NULL, related_name="runs")
+    workflow_name = models.CharField(max_length=63)
+    version = models.ForeignKey("workflows.WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL)
+    # The definition executed, when it is the draft (test runs); published runs read it from `version`.
+    draft_definition = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    queue = models.CharField(max_length=32, default="default")
+    params = models.JSONField(default=dict, blank=True)
+    request = models.JSONField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    caller = models.CharField(max_length=200, blank=True, default="")
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    current_step = models.PositiveIntegerField(default=0)
+    attempt = models.PositiveIntegerField(default=1)
+    # Runtime values set by set_values and the like, kept so a resumed run sees them.
+    state = models.JSONField(default=dict, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Incremented on every claim; a worker whose claim was taken over cannot commit another step.
+    claim = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    depth = models.PositiveIntegerField(default=0)
+    chain_length = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    wu = models.FloatField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["-created"], name="run_created"),
+            models.Index(fields=["workflow", "-created"], name="run_workflow_created"),
+            models.Index(fields=["status", "-created"], name="run_status_created"),
+            models.Index(fields=["status", "not_before"], name="run_status_not_before"),
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+        ]
+
+    def __str__(self):
+        return f"{self.workflow_name} {self.id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class StepStatus(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class StepRun(models.Model):
+    """One attempt of one step: its rendered input (secrets masked), output, error and timing."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    key = models.CharField(max_length=63)
+    action = models.CharField(max_length=63)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=StepStatus.choices)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    output_truncated = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=32, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    skipped_reason = models.CharField(max_length=500, blank=True, default="")
+    wu = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["run", "index", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index", "attempt"], name="steprun_unique_attempt"),
+        ]
+
+    def __str__(self):
+        return f"{self.run_id} #{self.index} {self.key} ({self.status})"
