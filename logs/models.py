@@ -1,6 +1,7 @@
 """Every run and every step attempt, with timings, inputs, outputs, errors and workload units."""
 import uuid
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -42,21 +43,21 @@ class WorkflowRun(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
     queue = models.CharField(max_length=32, default="default")
-    params = models.JSONField(default=dict, blank=True)
-    request = models.JSONField(null=True, blank=True)
-    response = models.JSONField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    request = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    response = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     caller = models.CharField(max_length=200, blank=True, default="")
     error_code = models.CharField(max_length=32, blank=True, default="")
     error = models.TextField(blank=True, default="")
     current_step = models.PositiveIntegerField(default=0)
     attempt = models.PositiveIntegerField(default=1)
-    # Runtime values set by set_values and the like, kept so a resumed run sees them.
-    state = models.JSONField(default=dict, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Incremented on every claim; a worker whose claim was taken over cannot commit another step.
     claim = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
+    # Editor test runs may capture emails and outbound HTTP instead of sending them.
+    dry_run = models.BooleanField(default=False)
     parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
     root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     depth = models.PositiveIntegerField(default=0)
@@ -103,8 +104,8 @@ class StepRun(models.Model):
     status = models.CharField(max_length=16, choices=StepStatus.choices)
     started_at = models.DateTimeField()
     duration_ms = models.FloatField(default=0)
-    input = models.JSONField(null=True, blank=True)
-    output = models.JSONField(null=True, blank=True)
+    input = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    output = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     output_truncated = models.BooleanField(default=False)
     error_code = models.CharField(max_length=32, blank=True, default="")
     error = models.TextField(blank=True, default="")

@@ -1,0 +1,432 @@
+"""The engine: claims a run, runs its steps in order with one commit per step, and finishes it."""
+import json
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
+from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
+from workflows import definition as definitions
+from workflows import expressions
+from workflows.actions import StepContext, registry
+
+logger = logging.getLogger(__name__)
+
+
+class LostClaim(Exception):
+    """Another worker took the run over (our lease expired); stop without writing anything more."""
+
+
+def definition_for(run: WorkflowRun) -> definitions.Definition:
+    """The definition a run executes: its published version (cached) or the draft it was started with."""
+    from workflows.selectors import version_definition
+
+    if run.version_id is not None:
+        return version_definition(run.version_id)
+    return definitions.parse(run.draft_definition)
+
+
+def _lease_until():
+    return timezone.now() + timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS)
+
+
+def _claim(run_id) -> WorkflowRun | None:
+    """queued → running with a fresh lease and claim number; None when someone else has it or it is done."""
+    now = timezone.now()
+    claimed = (
+        WorkflowRun.objects.filter(id=run_id, status=RunStatus.QUEUED)
+        # A second of slack: a countdown message may arrive a moment before its not_before.
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
+        .update(
+            status=RunStatus.RUNNING,
+            claim=F("claim") + 1,
+            lease_expires_at=_lease_until(),
+            started_at=Coalesce(F("started_at"), now),
+        )
+    )
+    if not claimed:
+        return None
+    return WorkflowRun.objects.select_related("workflow").get(id=run_id)
+
+
+class _LeaseKeeper:
+    """Renews a running run's lease from a thread, so that a long step is not taken for a dead worker."""
+
+    def __init__(self, run: WorkflowRun):
+        self.run = run
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._renew, name=f"lease-{run.id}", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _renew(self):
+        interval = settings.ENGINE_ROOM_LEASE_SECONDS / 3
+        try:
+            while not self.stopped.wait(interval):
+                try:
+                    WorkflowRun.objects.filter(
+                        id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
+                    ).update(lease_expires_at=_lease_until())
+                except Exception:  # the next renewal tries again; the step itself is unaffected
+                    logger.warning("Could not renew the lease of run %s", self.run.id, exc_info=True)
+        finally:
+            close_old_connections()
+            from django.db import connection
+
+            connection.close()
+
+
+def run_execute(run_id) -> WorkflowRun | None:
+    """Execute a queued run if this worker can claim it; a message for a claimed or finished run does nothing."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    with _LeaseKeeper(run):
+        return Execution(run).execute()
+
+
+def _json_size_capped(value):
+    """A value as stored in a log row: JSON-safe and at most ENGINE_ROOM_STEP_OUTPUT_LIMIT characters."""
+    text = json.dumps(value, cls=DjangoJSONEncoder, default=str)
+    limit = settings.ENGINE_ROOM_STEP_OUTPUT_LIMIT
+    if len(text) <= limit:
+        return json.loads(text), False
+    return {"truncated": True, "size": len(text), "preview": text[:limit]}, True
+
+
+class Execution:
+    """One worker's pass over a claimed run, from its current step to the end (or a retry wait)."""
+
+    def __init__(self, run: WorkflowRun):
+        from workflows.selectors import secret_reveal
+
+        self.run = run
+        self.definition = definition_for(run)
+        self.secrets = expressions.SecretScope(secret_reveal)
+        self.outputs = self._previous_outputs()
+        elapsed = (timezone.now() - run.started_at).total_seconds()
+        self.deadline = time.monotonic() + self.definition.timeout_seconds - elapsed
+        self.wu_pending = 0.0
+        self.response = None
+
+    # --- scope ----------------------------------------------------------------------------
+    def _previous_outputs(self) -> dict:
+        """Outputs of the steps an earlier claim already committed, for a resumed run's expressions."""
+        if self.run.current_step == 0:
+            return {}
+        outputs = {}
+        for key, status, output in (
+            StepRun.objects.filter(run=self.run, index__lt=self.run.current_step)
+            .order_by("index", "attempt")
+            .values_list("key", "status", "output")
+        ):
+            outputs[key] = output if status == StepStatus.SUCCEEDED else None
+        return outputs
+
+    def scope(self) -> dict:
+        run = self.run
+        return {
+            "params": run.params,
+            "steps": self.outputs,
+            "run": {"id": str(run.id), "trigger": run.trigger, "depth": run.depth, "started_at": run.started_at},
+            "workflow": {"name": run.workflow_name, "version": run.version.number if run.version_id else "draft"},
+            "now": timezone.now(),
+            "request": run.request or {},
+            "secrets": self.secrets,
+            "record": run.params.get("record"),
+            "before": run.params.get("before"),
+        }
+
+    # --- the run --------------------------------------------------------------------------
+    def execute(self) -> WorkflowRun | None:
+        run, definition = self.run, self.definition
+        try:
+            if run.current_step == 0 and run.attempt == 1:
+                self.wu_pending += settings.ENGINE_ROOM_WU_COSTS["run"]
+                if definition.only_when and not expressions.evaluate_condition(definition.only_when, self.scope()):
+                    return self._finish(RunStatus.SKIPPED, "", f"only_when was false: {definition.only_when}")
+            for step in definition.steps[run.current_step :]:
+                if WorkflowRun.objects.filter(id=run.id, cancel_requested=True).exists():
+                    return self._finish(RunStatus.CANCELLED, ErrorCode.CANCELLED, "Cancelled while running.")
+                if time.monotonic() > self.deadline:
+                    return self._timeout()
+                outcome = self._run_step(step)
+                if outcome is not None:
+                    return outcome
+            return self._finish(RunStatus.SUCCEEDED)
+        except LostClaim:
+            logger.warning("Run %s was claimed by another worker; this worker stops", run.id)
+            return None
+        except SoftTimeLimitExceeded:
+            return self._timeout()
+        except ApplicationError as exc:  # a run-level error outside any step (e.g. only_when)
+            return self._finish(RunStatus.FAILED, exc.code, self.secrets.mask(exc.message))
+
+    def _timeout(self):
+        return self._finish(
+            RunStatus.FAILED,
+            ErrorCode.TIMEOUT,
+            f"The run exceeded its timeout of {self.definition.timeout_seconds} s.",
+        )
+
+    def _run_step(self, step: definitions.Step):
+        """Run one step attempt; None to go on, or the run as it stands when the loop must stop."""
+        run = self.run
+        action = registry.get(step.action)
+        context = StepContext(
+            run=run,
+            step=step,
+            attempt=run.attempt,
+            deadline=self.deadline,
+            dry_run=run.dry_run,
+            run_child=lambda name, params: self._run_child(step, name, params),
+        )
+        started, clock = timezone.now(), time.perf_counter()
+        rendered = None
+        scope = self.scope()
+        try:
+            if step.only_when and not expressions.evaluate_condition(step.only_when, scope):
+                with transaction.atomic():
+                    self._commit_step(step, context, started, clock, StepStatus.SKIPPED, None, None,
+                                      skipped_reason=f"only_when was false: {step.only_when}")
+                self.outputs[step.key] = None
+                return None
+            rendered = expressions.render(step.config, scope)
+            config = action.validate_runtime(rendered)
+            if action.transactional:
+                with transaction.atomic():
+                    output = action.run(config=config, context=context)
+                    self._commit_step(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+            else:
+                output = action.run(config=config, context=context)
+                with transaction.atomic():
+                    self._commit_step(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+        except LostClaim:
+            raise
+        except SoftTimeLimitExceeded:
+            self._record_failure(step, context, started, clock, rendered,
+                                 ActionError("The run's timeout was reached during this step.", code=ErrorCode.TIMEOUT),
+                                 advance=False)
+            raise
+        except ApplicationError as exc:
+            return self._step_failed(step, context, started, clock, rendered, exc)
+        except Exception as exc:  # a bug or an outside failure we did not foresee: logged, retryable
+            logger.exception("Step %s of run %s raised", step.key, run.id)
+            error = ActionError(f"Unexpected error: {type(exc).__name__}: {exc}", retryable=True)
+            return self._step_failed(step, context, started, clock, rendered, error)
+        self.outputs[step.key] = output
+        if context.terminated:
+            return self._finish(RunStatus.TERMINATED)
+        return None
+
+    def _step_failed(self, step, context, started, clock, rendered, error: ApplicationError):
+        retry = self.definition.step_retry(step)
+        retryable = getattr(error, "retryable", False)
+        if retryable and self.run.attempt < retry.max_attempts:
+            self._record_failure(step, context, started, clock, rendered, error, advance=False)
+            return self._wait_and_retry(retry.backoff_seconds * 2 ** (self.run.attempt - 1))
+        if step.on_error == "continue":
+            self._record_failure(step, context, started, clock, rendered, error, advance=True)
+            self.outputs[step.key] = {"error": self.secrets.mask(error.message), "error_code": str(error.code)}
+            return None
+        self._record_failure(step, context, started, clock, rendered, error, advance=False)
+        return self._finish(
+            RunStatus.FAILED,
+            ErrorCode.STEP_FAILED,
+            f"Step {step.index + 1} '{step.key}' ({step.action}) failed: {self.secrets.mask(error.message)}",
+        )
+
+    # --- writes ---------------------------------------------------------------------------
+    def _advance(self, **changes) -> None:
+        """Move the run row forward, only while this worker still holds the claim."""
+        updated = WorkflowRun.objects.filter(id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING).update(
+            lease_expires_at=_lease_until(), **changes
+        )
+        if not updated:
+            raise LostClaim(str(self.run.id))
+
+    def _commit_step(self, step, context, started, clock, status, rendered, output, *, skipped_reason=""):
+        """The step's StepRun and the run's progress, in the caller's transaction (one commit per step)."""
+        action = registry.get(step.action)
+        step_wu = 0.0 if status == StepStatus.SKIPPED else (
+            settings.ENGINE_ROOM_WU_COSTS["step"] + action.wu_cost + context.wu
+        )
+        wu = self.wu_pending + step_wu
+        changes = {"current_step": step.index + 1, "attempt": 1, "wu": F("wu") + wu}
+        if context.response is not None:
+            self.response = self.secrets.mask(context.response)
+            changes["response"] = self.response
+        self._advance(**changes)
+        self.wu_pending = 0.0
+        if context.captured:
+            # Dry-run captures (emails and calls not sent) are part of what the editor shows.
+            output = {"output": output, "captured": context.captured}
+        stored_output, truncated = _json_size_capped(self.secrets.mask(output))
+        StepRun.objects.create(
+            run=self.run,
+            index=step.index,
+            key=step.key,
+            action=step.action,
+            attempt=self.run.attempt,
+            status=status,
+            started_at=started,
+            duration_ms=(time.perf_counter() - clock) * 1000,
+            input=_json_size_capped(self.secrets.mask(rendered))[0] if rendered is not None else None,
+            output=stored_output,
+            output_truncated=truncated,
+            skipped_reason=skipped_reason,
+            wu=step_wu,
+        )
+        self.run.current_step = step.index + 1
+        self.run.attempt = 1
+
+    def _record_failure(self, step, context, started, clock, rendered, error, *, advance: bool):
+        with transaction.atomic():
+            step_wu = settings.ENGINE_ROOM_WU_COSTS["step"] + context.wu
+            changes = {"wu": F("wu") + self.wu_pending + step_wu}
+            if advance:
+                changes.update(current_step=step.index + 1, attempt=1)
+            self._advance(**changes)
+            self.wu_pending = 0.0
+            StepRun.objects.create(
+                run=self.run,
+                index=step.index,
+                key=step.key,
+                action=step.action,
+                attempt=self.run.attempt,
+                status=StepStatus.FAILED,
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+                input=_json_size_capped(self.secrets.mask(rendered))[0] if rendered is not None else None,
+                error_code=str(error.code),
+                error=self.secrets.mask(error.message),
+                wu=step_wu,
+            )
+        if advance:
+            self.run.current_step = step.index + 1
+            self.run.attempt = 1
+
+    def _wait_and_retry(self, backoff: float) -> WorkflowRun:
+        """Put the run back in the queue with a countdown: a backoff is never slept inside a worker."""
+        from workflows.services.runs import dispatch
+
+        not_before = timezone.now() + timedelta(seconds=backoff)
+        with transaction.atomic():
+            updated = WorkflowRun.objects.filter(
+                id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
+            ).update(status=RunStatus.QUEUED, attempt=F("attempt") + 1, not_before=not_before, lease_expires_at=None)
+            if not updated:
+                raise LostClaim(str(self.run.id))
+            transaction.on_commit(lambda: dispatch(self.run.id, self.run.queue, backoff))
+        self.run.refresh_from_db()
+        return self.run
+
+    def _finish(self, status, error_code="", error="") -> WorkflowRun:
+        run = self.run
+        now = timezone.now()
+        updated = WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(
+            status=status,
+            error_code=str(error_code),
+            error=error,
+            finished_at=now,
+            duration_ms=(now - run.started_at).total_seconds() * 1000,
+            lease_expires_at=None,
+            wu=F("wu") + self.wu_pending,
+        )
+        if not updated:
+            raise LostClaim(str(run.id))
+        run.refresh_from_db()
+        if status == RunStatus.FAILED and self.definition.on_failure:
+            self._start_failure_workflow()
+        return run
+
+    def _start_failure_workflow(self) -> None:
+        """n8n's error workflow: start `on_failure` with the failed run's id, workflow and error."""
+        from workflows.models import Workflow
+        from workflows.services.runs import run_enqueue
+
+        workflow = Workflow.objects.filter(name=self.definition.on_failure, enabled=True).first()
+        if workflow is None or workflow.live_version_id is None:
+            logger.warning("on_failure workflow %r of %s is missing or unpublished",
+                           self.definition.on_failure, self.run.workflow_name)
+            return
+        params = {
+            "failed_run_id": str(self.run.id),
+            "failed_workflow": self.run.workflow_name,
+            "error": self.run.error,
+            "error_code": self.run.error_code,
+        }
+        with transaction.atomic():
+            run_enqueue(workflow=workflow, params=params, trigger=RunTrigger.WORKFLOW, parent=self.run)
+
+    # --- child runs -----------------------------------------------------------------------
+    def _chain(self) -> str:
+        names, run = [], self.run
+        while run is not None and len(names) < settings.ENGINE_ROOM_MAX_CALL_DEPTH + 2:
+            names.append(run.workflow_name)
+            run = run.parent_run
+        return " → ".join(reversed(names))
+
+    def _run_child(self, step: definitions.Step, name: str, params: dict) -> dict:
+        """run_workflow: start (or, after a worker died, pick up) the child run and execute it inline."""
+        from workflows.models import Workflow
+        from workflows.parameters import coerce_params
+        from workflows.selectors import workflow_definition
+        from workflows.services.runs import run_enqueue
+
+        run = self.run
+        limit = settings.ENGINE_ROOM_MAX_CALL_DEPTH
+        if run.depth + 1 > limit:
+            raise ActionError(
+                f"Call depth {run.depth + 1} exceeds MAX_CALL_DEPTH={limit}: {self._chain()} → {name}",
+                code=ErrorCode.DEPTH_LIMIT,
+            )
+        workflow = Workflow.objects.select_related("live_version").filter(name=name).first()
+        if workflow is None or not workflow.enabled:
+            raise ActionError(f"No enabled workflow named {name!r}.")
+        key = f"{run.id}:{step.index}"
+        child = WorkflowRun.objects.filter(parent_run=run, idempotency_key=key).first()
+        if child is None:
+            draft = run.version_id is None
+            try:
+                target = workflow_definition(workflow, draft=draft)
+                coerced = coerce_params(target.parameters, params, source="json")
+            except NotFoundError as exc:
+                raise ActionError(exc.message) from exc
+            except ParameterError as exc:
+                detail = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
+                raise ActionError(f"Bad parameters for {name!r}: {detail}") from exc
+            with transaction.atomic():
+                child = run_enqueue(
+                    workflow=workflow, params=coerced, trigger=RunTrigger.WORKFLOW, draft=draft, parent=run,
+                    queue=run.queue, idempotency_key=key, dispatch_on_commit=False,
+                )
+                if run.dry_run:
+                    WorkflowRun.objects.filter(id=child.id).update(dry_run=True)
+        if not child.finished:
+            run_execute(child.id)
+        child.refresh_from_db()
+        while not child.finished and time.monotonic() < self.deadline:
+            # Another worker holds the child (this parent was resumed after a crash): wait for it.
+            time.sleep(0.5)
+            child.refresh_from_db()
+        output = {"run_id": str(child.id), "status": child.status, "response": child.response}
+        if child.status == RunStatus.FAILED:
+            raise ActionError(f"Workflow {name!r} failed ({child.error_code}): {child.error}", extra=output)
+        return output
+

@@ -1,0 +1,58 @@
+"""Reads of the workflows app: workflows, their parsed definitions (cached), secrets."""
+from functools import lru_cache
+
+from cryptography.fernet import InvalidToken
+
+from config.errors import NotFoundError
+from datastore.models import DataType
+from workflows import definition as definitions
+from workflows.crypto import decrypt
+from workflows.models import Secret, Workflow, WorkflowVersion
+
+
+def workflow_get(*, name: str) -> Workflow:
+    try:
+        return Workflow.objects.select_related("live_version").get(name=name)
+    except Workflow.DoesNotExist:
+        raise NotFoundError(f"No workflow named {name!r}.") from None
+
+
+def workflow_list():
+    return Workflow.objects.select_related("live_version").order_by("name")
+
+
+@lru_cache(maxsize=512)
+def version_definition(version_id: int) -> definitions.Definition:
+    """A published version's parsed definition; versions never change, so the cache needs no expiry."""
+    version = WorkflowVersion.objects.only("definition").get(id=version_id)
+    return definitions.parse(version.definition)
+
+
+def secret_reveal(name: str) -> str | None:
+    """A secret's plain value, for the one expression that uses it; None when there is no such secret."""
+    ciphertext = Secret.objects.filter(name=name).values_list("ciphertext", flat=True).first()
+    if ciphertext is None:
+        return None
+    try:
+        return decrypt(ciphertext)
+    except InvalidToken:
+        return None
+
+
+def bundle_export(*, workflows=None) -> dict:
+    """The bundle of data types and workflow drafts, ready to import elsewhere."""
+    workflows = Workflow.objects.order_by("name") if workflows is None else workflows
+    return {
+        "format": definitions.FORMAT,
+        "data_types": [{"name": dt.name, "fields": dt.fields} for dt in DataType.objects.order_by("name")],
+        "workflows": [workflow.definition for workflow in workflows],
+    }
+
+
+def workflow_definition(workflow: Workflow, *, draft: bool = False) -> definitions.Definition:
+    """What a new run of the workflow would execute: the live version's definition, or the draft's."""
+    if draft:
+        return definitions.parse(workflow.definition)
+    if workflow.live_version_id is None:
+        raise NotFoundError(f"Workflow {workflow.name!r} has no published version; publish it first.")
+    return version_definition(workflow.live_version_id)

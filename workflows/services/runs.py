@@ -1,0 +1,137 @@
+"""Run writes: enqueue, cancel, re-run, and the sweeper that recovers runs nobody is working on."""
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import NotFoundError
+from logs.models import RunStatus, RunTrigger, WorkflowRun
+from workflows.models import Workflow
+
+logger = logging.getLogger(__name__)
+
+_QUEUE_BY_TRIGGER = {
+    RunTrigger.WEBHOOK: "interactive",
+    RunTrigger.MANUAL: "interactive",
+    RunTrigger.LIST: "bulk",
+}
+
+
+def queue_name(kind: str) -> str:
+    """The Celery queue for a queue kind (interactive, default, bulk), with the deployment's prefix."""
+    return f"{settings.QUEUE_PREFIX}{kind}"
+
+
+def dispatch(run_id, queue: str, countdown: float | None = None) -> None:
+    """Send a run's task to the broker; a broker that is down loses nothing, the sweeper resends."""
+    from workflows.tasks import run_execute
+
+    try:
+        run_execute.apply_async(args=[str(run_id)], queue=queue_name(queue), countdown=countdown)
+    except Exception:  # any broker/transport error: the row is committed, the sweeper resends it
+        logger.exception("Could not enqueue run %s; the sweeper will retry", run_id)
+
+
+def run_enqueue(
+    *,
+    workflow: Workflow,
+    params: dict,
+    trigger: str,
+    draft: bool = False,
+    request: dict | None = None,
+    parent: WorkflowRun | None = None,
+    caller: str = "",
+    queue: str | None = None,
+    not_before=None,
+    idempotency_key: str = "",
+    chain_length: int = 0,
+    dispatch_on_commit: bool = True,
+) -> WorkflowRun:
+    """Write a queued run of the live version (or the draft) and send its task once the write commits."""
+    if draft:
+        version, draft_definition = None, workflow.definition
+    else:
+        version, draft_definition = workflow.live_version, None
+        if version is None:
+            raise NotFoundError(f"Workflow {workflow.name!r} has no published version; publish it first.")
+    run = WorkflowRun.objects.create(
+        workflow=workflow,
+        workflow_name=workflow.name,
+        version=version,
+        draft_definition=draft_definition,
+        trigger=trigger,
+        queue=queue or _QUEUE_BY_TRIGGER.get(trigger, "default"),
+        params=params,
+        request=request,
+        caller=caller,
+        not_before=not_before,
+        parent_run=parent,
+        root_run=(parent.root_run or parent) if parent else None,
+        depth=parent.depth + 1 if parent else 0,
+        chain_length=chain_length,
+        idempotency_key=idempotency_key,
+    )
+    if dispatch_on_commit:
+        countdown = (not_before - timezone.now()).total_seconds() if not_before else None
+        transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown))
+    return run
+
+
+def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
+    """Cancel a queued run at once; a running one stops before its next step."""
+    now = timezone.now()
+    cancelled = WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=now, error_code="cancelled", error="Cancelled before it started."
+    )
+    if not cancelled:
+        WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run
+
+
+def run_rerun(*, run: WorkflowRun, caller: str = "") -> WorkflowRun:
+    """Start the same workflow again with the same parameters, as a new manual run."""
+    if run.workflow is None:
+        raise NotFoundError("The workflow of this run no longer exists.")
+    with transaction.atomic():
+        return run_enqueue(
+            workflow=run.workflow,
+            params=run.params,
+            trigger=RunTrigger.MANUAL,
+            draft=run.version_id is None,
+            request=run.request,
+            caller=caller or run.caller,
+        )
+
+
+def runs_sweep(*, batch_size: int = 500) -> dict[str, int]:
+    """Resend runs whose lease expired (their worker died) or that sat queued past the threshold."""
+    now = timezone.now()
+    expired = list(
+        WorkflowRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+        .values_list("id", "queue")[:batch_size]
+    )
+    if expired:
+        WorkflowRun.objects.filter(
+            id__in=[run_id for run_id, _ in expired], status=RunStatus.RUNNING, lease_expires_at__lt=now
+        ).update(status=RunStatus.QUEUED, lease_expires_at=None, not_before=now)
+    stale_before = now - timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS)
+    stale = list(
+        WorkflowRun.objects.filter(status=RunStatus.QUEUED)
+        .filter(Q(not_before__lt=stale_before) | Q(not_before__isnull=True, created__lt=stale_before))
+        .values_list("id", "queue")[:batch_size]
+    )
+    if stale:
+        # Moving not_before forward means a run whose message is merely waiting in a long queue is
+        # resent at most once per threshold, not on every sweep.
+        WorkflowRun.objects.filter(id__in=[run_id for run_id, _ in stale], status=RunStatus.QUEUED).update(
+            not_before=now
+        )
+    for run_id, queue in expired + stale:
+        dispatch(run_id, queue)
+    if expired or stale:
+        logger.warning("Sweeper resent %d expired and %d stale runs", len(expired), len(stale))
+    return {"expired": len(expired), "stale": len(stale)}

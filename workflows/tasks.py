@@ -1,0 +1,10 @@
+"""Celery tasks of the engine: take an id, call the engine; delivery options live here only."""
+from celery import shared_task
+
+from workflows import engine
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_execute(run_id: str) -> None:
+    """Execute one run; a redelivered message for a claimed or finished run does nothing."""
+    engine.run_execute(run_id)
