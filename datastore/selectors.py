@@ -1,0 +1,63 @@
+"""Reads of data types and records: get by name or id, search with filters, and the dict form of a record."""
+import uuid
+from collections.abc import Mapping
+
+from django.db.models import QuerySet
+
+from config.errors import NotFoundError, RecordError
+
+from .filters import filter_q, order_by_expression
+from .models import DataType, Record
+from .types import iso_datetime
+
+
+def data_type_get(*, name: str) -> DataType:
+    """The data type with this name; NotFoundError if there is none."""
+    try:
+        return DataType.objects.get(name=name)
+    except DataType.DoesNotExist:
+        raise NotFoundError(f"No data type named {name!r}.") from None
+
+
+def record_get(*, data_type: DataType, id) -> Record:
+    """The record of `data_type` with this id; NotFoundError if there is none (or the id is malformed)."""
+    try:
+        return Record.objects.select_related("data_type").get(data_type=data_type, pk=uuid.UUID(str(id)))
+    except (ValueError, Record.DoesNotExist):
+        raise NotFoundError(f"No {data_type.name} record with id {id!r}.") from None
+
+
+def record_find(
+    *,
+    data_type: DataType,
+    filter: Mapping | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    source: str = "json",
+) -> QuerySet[Record]:
+    """The records of `data_type` matching a filter, newest first unless `order_by` says otherwise."""
+    queryset = Record.objects.select_related("data_type").filter(data_type=data_type)
+    queryset = queryset.filter(filter_q(data_type, filter, source=source))
+    if order_by:
+        queryset = queryset.order_by(order_by_expression(data_type, order_by), "-created", "pk")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise RecordError("Invalid limit.", fields={"limit": "expected a whole number of records, 0 or more"})
+        queryset = queryset[:limit]
+    return queryset
+
+
+def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:
+    """How many records of `data_type` match a filter."""
+    return Record.objects.filter(data_type=data_type).filter(filter_q(data_type, filter, source=source)).count()
+
+
+def record_to_dict(record: Record) -> dict:
+    """A record as expressions and API output see it: id, type, created, modified, then every field."""
+    return {
+        "id": str(record.pk),
+        "type": record.data_type.name,
+        "created": iso_datetime(record.created),
+        "modified": iso_datetime(record.modified),
+        **{field["name"]: record.data.get(field["name"]) for field in record.data_type.fields},
+    }
