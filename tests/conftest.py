@@ -3,6 +3,7 @@ import os
 import socket
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.db import connection
 
 IN_CI = os.environ.get("CI") == "true"
@@ -59,3 +60,48 @@ def database_url(transactional_db) -> str:
         user = settings_dict.get("USER") or "postgres"
         return f"postgres://{user}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
     return f"sqlite:///{settings_dict['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class CollectingHandler:
+    """An aiosmtpd handler that keeps every message; recipients starting "reject" get a 550, "busy" a 450."""
+
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("reject"):
+            return "550 5.1.1 No such user"
+        if address.startswith("busy"):
+            return "450 4.2.1 Mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on 127.0.0.1, with Django's SMTP backend pointed at it; yields its handler."""
+    handler = CollectingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    # pytest-django swaps in the locmem backend for tests; these mails must cross a real socket.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    handler.port = port
+    yield handler
+    controller.stop()

@@ -3,6 +3,7 @@ import json
 import logging
 import threading
 import time
+from contextvars import ContextVar
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,6 +21,11 @@ from workflows import expressions
 from workflows.actions import StepContext, registry
 
 logger = logging.getLogger(__name__)
+
+
+# The run whose step is executing, so that what the step causes (a record trigger, a scheduled run)
+# joins its run tree: parent, root, depth and chain length come from here.
+current_run: ContextVar[WorkflowRun | None] = ContextVar("current_run", default=None)
 
 
 class LostClaim(Exception):
@@ -96,8 +102,12 @@ def run_execute(run_id) -> WorkflowRun | None:
     run = _claim(run_id)
     if run is None:
         return None
-    with _LeaseKeeper(run):
-        return Execution(run).execute()
+    token = current_run.set(run)
+    try:
+        with _LeaseKeeper(run):
+            return Execution(run).execute()
+    finally:
+        current_run.reset(token)
 
 
 def _json_size_capped(value):

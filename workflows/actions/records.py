@@ -10,13 +10,13 @@ def type_field():
 
 def fields_field():
     return serializers.DictField(
-        child=serializers.JSONField(), help_text="Field values by name; each may be an expression."
+        child=serializers.JSONField(allow_null=True), help_text="Field values by name; each may be an expression."
     )
 
 
 def filter_field():
     return serializers.DictField(
-        child=serializers.JSONField(),
+        child=serializers.JSONField(allow_null=True),
         required=False,
         default=dict,
         help_text='Lookups on record fields, e.g. {"plan": "pro", "score__gte": 50}.',

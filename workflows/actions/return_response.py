@@ -23,7 +23,7 @@ class ReturnResponse(Action):
         content_type = serializers.CharField(
             default="application/json", help_text="The body's content type; JSON bodies are serialised."
         )
-        body = serializers.JSONField(required=False, default=None, help_text="The response body.")
+        body = serializers.JSONField(required=False, allow_null=True, default=None, help_text="The response body.")
 
     def run(self, *, config, context):
         response = {

@@ -21,7 +21,7 @@ class RunWorkflow(Action):
     class Config(ActionConfig):
         workflow = serializers.RegexField(r"^[a-z][a-z0-9_]{0,62}$", help_text="The workflow's name.")
         params = serializers.DictField(
-            child=serializers.JSONField(), required=False, default=dict, help_text="Its parameters."
+            child=serializers.JSONField(allow_null=True), required=False, default=dict, help_text="Its parameters."
         )
 
     def run(self, *, config, context):

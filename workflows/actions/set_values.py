@@ -14,7 +14,7 @@ class SetValues(Action):
     example = {"values": {"total": "{{ params.amount * 2 }}", "label": "Order {{ params.id }}"}}
 
     class Config(ActionConfig):
-        values = serializers.DictField(child=serializers.JSONField(), help_text="Values by name.")
+        values = serializers.DictField(child=serializers.JSONField(allow_null=True), help_text="Values by name.")
 
     def run(self, *, config, context):
         return dict(config["values"])
