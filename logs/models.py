@@ -52,6 +52,8 @@ class WorkflowRun(models.Model):
     current_step = models.PositiveIntegerField(default=0)
     attempt = models.PositiveIntegerField(default=1)
     not_before = models.DateTimeField(null=True, blank=True)
+    # Deferred by its workflow's max_concurrency (not by a retry backoff): a finishing run resends it.
+    waits_for_slot = models.BooleanField(default=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Incremented on every claim; a worker whose claim was taken over cannot commit another step.
     claim = models.PositiveIntegerField(default=0)

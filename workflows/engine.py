@@ -10,7 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from workflows import definition as definitions
 from workflows import expressions
 from workflows.actions import StepContext, registry
+from workflows.models import Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +47,61 @@ def _lease_until():
 
 
 def _claim(run_id) -> WorkflowRun | None:
-    """queued → running with a fresh lease and claim number; None when someone else has it or it is done."""
+    """queued → running with a fresh lease and claim number; None when someone else has it, it is done,
+    not yet due, or its workflow's max_concurrency slots are all taken."""
+    run = WorkflowRun.objects.select_related("workflow", "version").filter(id=run_id).first()
     now = timezone.now()
-    claimed = (
-        WorkflowRun.objects.filter(id=run_id, status=RunStatus.QUEUED)
-        # A second of slack: a countdown message may arrive a moment before its not_before.
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now + timedelta(seconds=1)))
-        .update(
-            status=RunStatus.RUNNING,
-            claim=F("claim") + 1,
-            lease_expires_at=_lease_until(),
-            started_at=Coalesce(F("started_at"), now),
-        )
+    # A second of slack: a countdown message may arrive a moment before its not_before.
+    if run is None or run.status != RunStatus.QUEUED or (run.not_before and run.not_before > now + timedelta(seconds=1)):
+        return None
+    limit = definition_for(run).max_concurrency
+    if not limit:
+        return _claim_row(run, now)
+    with transaction.atomic():
+        # Locking the workflow row serialises the count-then-claim of its runs across workers.
+        Workflow.objects.select_for_update().filter(id=run.workflow_id).first()
+        running = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunStatus.RUNNING).count()
+        if running >= limit:
+            # Wait for a slot: the run that finishes next resends this one (the sweeper is the safety net).
+            WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
+                waits_for_slot=True,
+                not_before=now + timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS),
+            )
+            return None
+        return _claim_row(run, now)
+
+
+def _claim_row(run: WorkflowRun, now) -> WorkflowRun | None:
+    """The conditional update that makes a run ours; it fails if anyone claimed it since we read it."""
+    lease = _lease_until()
+    claimed = WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED, claim=run.claim).update(
+        status=RunStatus.RUNNING,
+        claim=F("claim") + 1,
+        lease_expires_at=lease,
+        started_at=Coalesce(F("started_at"), now),
+        waits_for_slot=False,
     )
     if not claimed:
         return None
-    return WorkflowRun.objects.select_related("workflow").get(id=run_id)
+    run.status, run.claim, run.lease_expires_at = RunStatus.RUNNING, run.claim + 1, lease
+    run.started_at = run.started_at or now
+    return run
+
+
+def _release_slot(run: WorkflowRun) -> None:
+    """A finished run of a max_concurrency workflow sends the oldest run waiting for a slot."""
+    from workflows.services.runs import dispatch
+
+    waiting = (
+        WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunStatus.QUEUED, waits_for_slot=True)
+        .order_by("created")
+        .values_list("id", "queue")
+        .first()
+    )
+    if waiting and WorkflowRun.objects.filter(id=waiting[0], status=RunStatus.QUEUED, waits_for_slot=True).update(
+        not_before=None, waits_for_slot=False
+    ):
+        dispatch(*waiting)
 
 
 class _LeaseKeeper:
@@ -245,6 +285,10 @@ class Execution:
         return None
 
     def _step_failed(self, step, context, started, clock, rendered, error: ApplicationError):
+        if time.monotonic() > self.deadline:
+            # The step failed because the run's own time ran out (its HTTP timeout was capped by it).
+            self._record_failure(step, context, started, clock, rendered, error, advance=False)
+            return self._timeout()
         retry = self.definition.step_retry(step)
         retryable = getattr(error, "retryable", False)
         if retryable and self.run.attempt < retry.max_attempts:
@@ -342,7 +386,9 @@ class Execution:
             ).update(status=RunStatus.QUEUED, attempt=F("attempt") + 1, not_before=not_before, lease_expires_at=None)
             if not updated:
                 raise LostClaim(str(self.run.id))
-            transaction.on_commit(lambda: dispatch(self.run.id, self.run.queue, backoff))
+            transaction.on_commit(
+                lambda: dispatch(self.run.id, self.run.queue, backoff, self.definition.timeout_seconds)
+            )
         self.run.refresh_from_db()
         return self.run
 
@@ -361,13 +407,14 @@ class Execution:
         if not updated:
             raise LostClaim(str(run.id))
         run.refresh_from_db()
+        if self.definition.max_concurrency:
+            _release_slot(run)
         if status == RunStatus.FAILED and self.definition.on_failure:
             self._start_failure_workflow()
         return run
 
     def _start_failure_workflow(self) -> None:
         """n8n's error workflow: start `on_failure` with the failed run's id, workflow and error."""
-        from workflows.models import Workflow
         from workflows.services.runs import run_enqueue
 
         workflow = Workflow.objects.filter(name=self.definition.on_failure, enabled=True).first()
@@ -394,7 +441,6 @@ class Execution:
 
     def _run_child(self, step: definitions.Step, name: str, params: dict) -> dict:
         """run_workflow: start (or, after a worker died, pick up) the child run and execute it inline."""
-        from workflows.models import Workflow
         from workflows.parameters import coerce_params
         from workflows.selectors import workflow_definition
         from workflows.services.runs import run_enqueue

@@ -308,3 +308,36 @@ def test_draft_runs_execute_the_draft_and_published_runs_their_version(make_work
     workflow.refresh_from_db()
     assert steps_of(run_now(workflow))[0].output == {"v": 1}
     assert steps_of(run_now(workflow, draft=True))[0].output == {"v": 2}
+
+
+def test_a_step_that_outlives_the_run_timeout_fails_the_run_with_timeout(make_workflow, run_now, httpserver):
+    import time
+
+    httpserver.expect_request("/slow").respond_with_handler(lambda request: time.sleep(3) or Response("late"))
+    workflow = make_workflow(timeout_seconds=1, steps=[
+        {"key": "call", "action": "http_request", "config": {"url": httpserver.url_for("/slow"), "timeout_seconds": 30}},
+    ])
+    started = time.monotonic()
+    run = run_now(workflow)
+    assert run.status == "failed" and run.error_code == "timeout"
+    assert time.monotonic() - started < 2.9, "the HTTP timeout was not capped by the run's own"
+
+
+def test_max_concurrency_keeps_the_excess_queued_until_a_slot_frees(make_workflow, run_now):
+    workflow = make_workflow(max_concurrency=1, steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
+    first = run_now(workflow, execute=False)
+    second = run_now(workflow, execute=False)
+    WorkflowRun.objects.filter(id=first.id).update(status="running", claim=1, started_at=timezone.now())
+
+    assert run_execute(second.id) is None
+    second.refresh_from_db()
+    assert second.status == "queued" and second.waits_for_slot
+
+    WorkflowRun.objects.filter(id=first.id).update(status="queued", claim=0)
+    run_execute(first.id)
+    second.refresh_from_db()
+    # The finished run resent the waiting one, which is claimable now.
+    assert not second.waits_for_slot and second.not_before is None
+    run_execute(second.id)
+    second.refresh_from_db()
+    assert second.status == "succeeded"

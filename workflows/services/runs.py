@@ -25,12 +25,15 @@ def queue_name(kind: str) -> str:
     return f"{settings.QUEUE_PREFIX}{kind}"
 
 
-def dispatch(run_id, queue: str, countdown: float | None = None) -> None:
+def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None) -> None:
     """Send a run's task to the broker; a broker that is down loses nothing, the sweeper resends."""
     from workflows.tasks import run_execute
 
+    # The run's timeout becomes Celery's soft time limit too, so even a step stuck in code that
+    # never returns ends as a `timeout` failure (checked between steps as well).
+    limits = {"soft_time_limit": timeout_seconds + 5, "time_limit": timeout_seconds + 60} if timeout_seconds else {}
     try:
-        run_execute.apply_async(args=[str(run_id)], queue=queue_name(queue), countdown=countdown)
+        run_execute.apply_async(args=[str(run_id)], queue=queue_name(queue), countdown=countdown, **limits)
     except Exception:  # any broker/transport error: the row is committed, the sweeper resends it
         logger.exception("Could not enqueue run %s; the sweeper will retry", run_id)
 
@@ -76,7 +79,8 @@ def run_enqueue(
     )
     if dispatch_on_commit:
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
-        transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown))
+        timeout = (version.definition if version else draft_definition)["timeout_seconds"]
+        transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout))
     return run
 
 
