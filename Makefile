@@ -11,7 +11,7 @@ BIND ?= 127.0.0.1:8000
 run: setup
 	$(MANAGE) migrate --noinput -v0
 	$(MANAGE) bootstrap
-	BIND=$(BIND) $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" BIND=$(BIND) $(BIN)/honcho start -f Procfile
 
 test: setup
 	scripts/test.sh
