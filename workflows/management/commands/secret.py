@@ -10,6 +10,7 @@ from workflows.services import secret_delete, secret_set
 
 class Command(BaseCommand):
     help = "Set (value read from standard input), list or delete secrets. Values are never printed."
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="verb", required=True)
@@ -23,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, verb, **options):
         if verb == "set":
             # Read from stdin so that the value never shows in shell history or the process list.
-            value = sys.stdin.read().rstrip("\r\n")
+            value = (options.get("stdin") or sys.stdin).read().rstrip("\r\n")
             try:
                 secret_set(name=options["name"], value=value, description=options["description"])
             except ValidationError as exc:
