@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
+from logs.signals import run_finished
 from workflows import definition as definitions
 from workflows import expressions
 from workflows.actions import StepContext, registry
@@ -86,6 +87,13 @@ def _claim_row(run: WorkflowRun, now) -> WorkflowRun | None:
     run.status, run.claim, run.lease_expires_at = RunStatus.RUNNING, run.claim + 1, lease
     run.started_at = run.started_at or now
     return run
+
+
+def announce_finished(run: WorkflowRun) -> None:
+    """Send logs.signals.run_finished; a receiver's error is logged, never the run's problem."""
+    for receiver, result in run_finished.send_robust(sender=WorkflowRun, run=run):
+        if isinstance(result, Exception):
+            logger.error("run_finished receiver %r failed for run %s", receiver, run.id, exc_info=result)
 
 
 def _release_slot(run: WorkflowRun) -> None:
@@ -409,6 +417,7 @@ class Execution:
         run.refresh_from_db()
         if self.definition.max_concurrency:
             _release_slot(run)
+        announce_finished(run)
         if status == RunStatus.FAILED and self.definition.on_failure:
             self._start_failure_workflow()
         return run

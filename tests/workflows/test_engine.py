@@ -341,3 +341,22 @@ def test_max_concurrency_keeps_the_excess_queued_until_a_slot_frees(make_workflo
     run_execute(second.id)
     second.refresh_from_db()
     assert second.status == "succeeded"
+
+
+def test_run_finished_is_announced_once_per_run_that_ends(make_workflow, run_now):
+    from logs.signals import run_finished
+
+    seen = []
+
+    def receiver(sender, run, **kwargs):
+        seen.append((run.workflow_name, run.status))
+
+    run_finished.connect(receiver)
+    try:
+        ok = make_workflow("ok", steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
+        run_now(ok)
+        queued = run_now(ok, execute=False)
+        run_cancel(run=queued)
+    finally:
+        run_finished.disconnect(receiver)
+    assert seen == [("ok", "succeeded"), ("ok", "cancelled")]

@@ -93,6 +93,10 @@ def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
     if not cancelled:
         WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(cancel_requested=True)
     run.refresh_from_db()
+    if cancelled:
+        from workflows.engine import announce_finished
+
+        announce_finished(run)
     return run
 
 
