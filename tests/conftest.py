@@ -105,3 +105,13 @@ def smtp_server(settings):
     handler.port = port
     yield handler
     controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_definition_cache():
+    """Published versions are cached by id for the process; test databases reuse ids, production never does."""
+    from workflows.selectors import version_definition
+
+    version_definition.cache_clear()
+    yield
+    version_definition.cache_clear()

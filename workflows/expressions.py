@@ -16,7 +16,19 @@ from urllib.parse import quote, quote_plus
 from django.conf import settings
 from jinja2 import ChainableUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.filters import FILTERS, make_attrgetter
+from jinja2.filters import (
+    do_batch,
+    do_center,
+    do_format,
+    do_indent,
+    do_replace,
+    do_tojson,
+    do_urlize,
+    do_wordwrap,
+    make_attrgetter,
+    sync_do_slice,
+)
+from jinja2.parser import Parser
 from jinja2.runtime import Macro, Undefined
 from jinja2.sandbox import (
     MAX_RANGE,
@@ -49,7 +61,7 @@ _PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[h
 class _Budget:
     """The time and output allowance of one render() call, shared by every string it renders."""
 
-    __slots__ = ("seconds", "limit", "deadline", "written", "finalized")
+    __slots__ = ("seconds", "limit", "deadline", "written", "finalized", "checked")
 
     def __init__(self):
         self.seconds = float(getattr(settings, "ENGINE_ROOM_EXPRESSION_TIME_LIMIT", 2.0))
@@ -57,6 +69,8 @@ class _Budget:
         self.deadline = monotonic() + self.seconds
         self.written = 0
         self.finalized = 0
+        # Values already passed by _comparable, kept alive so that their ids stay theirs.
+        self.checked: dict[int, object] = {}
 
     def tick(self) -> None:
         if monotonic() > self.deadline:
@@ -100,6 +114,25 @@ def _bounded_list(iterable) -> list:
     return items
 
 
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None), Decimal, datetime, date, time, uuid.UUID})
+_CONTAINER_TYPES = (Mapping, list, tuple, set, frozenset)
+_PATH_TYPES = _LEAF_TYPES | {list, dict}
+# A leaf written out in fewer characters than this is counted wherever it appears; a longer one is
+# counted once per object, so that a list holding the same long text a million times shows as shared.
+_SMALL_LEAF = 64
+
+
+def _leaf_size(value) -> int:
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return len(value) + 2
+    if kind is int:
+        return value.bit_length() * 3 // 10 + 2
+    if isinstance(value, str | bytes):
+        return len(value) + 2
+    return 24
+
+
 class _Measure:
     """Approximates the length of a value written out as text, counting shared parts each time they appear."""
 
@@ -107,38 +140,58 @@ class _Measure:
         self.limit = limit
         self.what = what
         self.sizes: dict[int, int] = {}
+        self.large_leaves: set[int] = set()
         self.distinct = 0
         self.visits = 0
 
     def size(self, value) -> int:
+        """The written-out size of value; `distinct` grows by the size of the parts seen for the first time."""
+        if type(value) in _LEAF_TYPES or not isinstance(value, _CONTAINER_TYPES):
+            size = _leaf_size(value)
+            self._count_leaf(value, size)
+            self._check(size)
+            return size
         known = self.sizes.get(id(value))
         if known is not None:
             return known
         self.visits += 1
-        if self.visits % 4096 == 0:
+        if self.visits % 1024 == 0:
             _tick()
-        if isinstance(value, str | bytes):
-            own = total = len(value) + 2
-        elif value is None or isinstance(value, bool):
-            own = total = 5
-        elif isinstance(value, int):
-            own = total = value.bit_length() * 3 // 10 + 2
-        elif isinstance(value, Mapping):
-            own = total = 2 + 2 * len(value)
-            for key, item in value.items():
-                total += self.size(key) + self.size(item)
+        own = total = 2 + 2 * len(value)
+        parts = value.values() if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping):
+            for name in value:
+                total += self.size(name) if type(name) is not str else len(name) + 2
+        leaf_types, large_leaves, small_leaf = _LEAF_TYPES, self.large_leaves, _SMALL_LEAF
+        for part in parts:
+            kind = type(part)
+            if kind in leaf_types:
+                if kind is str:
+                    size = len(part) + 2
+                elif kind is int:
+                    size = part.bit_length() * 3 // 10 + 2
+                else:
+                    size = 24
+                if size < small_leaf:
+                    self.distinct += size
+                elif id(part) not in large_leaves:
+                    large_leaves.add(id(part))
+                    self.distinct += size
+                total += size
+            else:
+                total += self.size(part)
                 self._check(total)
-        elif isinstance(value, list | tuple | set | frozenset):
-            own = total = 2 + 2 * len(value)
-            for item in value:
-                total += self.size(item)
-                self._check(total)
-        else:
-            own = total = 24
+        self._check(total)
         self.distinct += own
         self.sizes[id(value)] = total
-        self._check(total)
         return total
+
+    def _count_leaf(self, leaf, size: int) -> None:
+        if size < _SMALL_LEAF:
+            self.distinct += size
+        elif id(leaf) not in self.large_leaves:
+            self.large_leaves.add(id(leaf))
+            self.distinct += size
 
     def _check(self, total: int) -> None:
         if self.limit is not None and total > self.limit:
@@ -194,29 +247,44 @@ def _text(value) -> str:
 
 def _native(value, memo: dict | None = None):
     """A lone expression's value made plain: undefined becomes None, generators become lists."""
+    kind = type(value)
+    if kind in _LEAF_TYPES:
+        return value
     if memo is None:
         memo = {}
-    if value is None or isinstance(value, bool | int | float | Decimal | datetime | date | time):
-        return value
-    if isinstance(value, str):
-        return value if type(value) is str else str(value)
     key = id(value)
     if key in memo:
         return memo[key]
-    if isinstance(value, Undefined):
+    if kind is list or kind is tuple:
+        items = None
+        for index, item in enumerate(value):
+            if type(item) in _LEAF_TYPES:
+                continue
+            plain = _native(item, memo)
+            if plain is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = plain
+        result = value if items is None else items if kind is list else tuple(items)
+    elif kind is dict:
+        changed = None
+        for name, item in value.items():
+            if type(item) in _LEAF_TYPES:
+                continue
+            plain = _native(item, memo)
+            if plain is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[name] = plain
+        result = value if changed is None else changed
+    elif isinstance(value, str):
+        result = str(value)
+    elif isinstance(value, Undefined):
         result = None
     elif isinstance(value, SecretScope):
         result = ""
     elif isinstance(value, range | Iterator | KeysView | ValuesView | ItemsView):
         result = [_native(item, memo) for item in _bounded_list(value)]
-    elif isinstance(value, list | tuple):
-        items = [_native(item, memo) for item in value]
-        changed = any(new is not old for new, old in zip(items, value, strict=True))
-        result = (type(value)(items) if isinstance(value, tuple) else items) if changed else value
-    elif isinstance(value, dict):
-        items = {name: _native(item, memo) for name, item in value.items()}
-        changed = any(items[name] is not item for name, item in value.items())
-        result = items if changed else value
     else:
         result = value
     memo[key] = result
@@ -227,7 +295,21 @@ def _check_native(value) -> None:
     measure = _Measure()
     expanded = measure.size(value)
     if expanded > _limit() and expanded > _MAX_SHARING * measure.distinct:
-        raise _too_large("the value, with its repeated parts written out,")
+        raise _too_large("a value made of repeated parts, written out,")
+
+
+def _comparable(value):
+    """Passes a value on to a comparison or a hash, refusing one that repeats shared parts past the limit."""
+    # Python compares and hashes nested lists and tuples part by part, in C, where the clock is never
+    # checked: a list built as [x, x] sixty times over would take longer than the universe.
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        budget = _budget.get()
+        checked = budget.checked if budget is not None else None
+        if checked is None or id(value) not in checked:
+            _check_native(value)
+            if checked is not None:
+                checked[id(value)] = value
+    return value
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -340,7 +422,7 @@ def _checked_indent(indent):
 def _center(value, width=80):
     if isinstance(width, int):
         _refuse_size(width, "center()")
-    return FILTERS["center"](value, width)
+    return do_center(value, width)
 
 
 def _indent(s, width=4, first=False, blank=False):
@@ -348,7 +430,7 @@ def _indent(s, width=4, first=False, blank=False):
     step = len(width) if isinstance(width, str) else width
     if isinstance(step, int):
         _refuse_size(len(text) + (text.count("\n") + 1) * step, "indent()")
-    return FILTERS["indent"](s, width, first, blank)
+    return do_indent(s, width, first, blank)
 
 
 @pass_eval_context
@@ -358,7 +440,7 @@ def _replace(eval_ctx, s, old, new, count=None):
     if isinstance(count, int):
         hits = min(hits, max(count, 0))
     _refuse_size(len(text) + hits * (len(new_text) - len(old_text)), "replace()")
-    return FILTERS["replace"](eval_ctx, s, old, new, count)
+    return do_replace(eval_ctx, s, old, new, count)
 
 
 @pass_eval_context
@@ -392,7 +474,7 @@ def _sum(environment, iterable, attribute=None, start=0):
 
 def _format(value, *args, **kwargs):
     _check_percent(str(value), kwargs or args)
-    return FILTERS["format"](value, *args, **kwargs)
+    return do_format(value, *args, **kwargs)
 
 
 @pass_environment
@@ -403,13 +485,13 @@ def _wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, 
         # Greedy wrapping fills two consecutive lines with more than `width` characters.
         lines = 2 * len(text) // width + text.count("\n") + 2
         _refuse_size(len(text) + lines * len(joint), "wordwrap()")
-    return FILTERS["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+    return do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
 
 
 @pass_eval_context
 def _tojson(eval_ctx, value, indent=None):
     _check_text(value, "tojson()")
-    return FILTERS["tojson"](eval_ctx, value, _checked_indent(indent))
+    return do_tojson(eval_ctx, value, _checked_indent(indent))
 
 
 @pass_eval_context
@@ -417,33 +499,51 @@ def _urlize(eval_ctx, value, trim_url_limit=None, nofollow=False, target=None, r
     text = str(value)
     per_link = len(str(target or "")) + len(str(rel or "")) + 64
     _refuse_size(2 * len(text) + (text.count(" ") + text.count("\n") + 1) * per_link, "urlize()")
-    return FILTERS["urlize"](eval_ctx, value, trim_url_limit, nofollow, target, rel, extra_schemes)
+    return do_urlize(eval_ctx, value, trim_url_limit, nofollow, target, rel, extra_schemes)
 
 
-def _capped(filter_name: str, parameter: str) -> Callable:
-    original = FILTERS[filter_name]
-
-    @functools.wraps(original)
-    def capped(value, count, fill_with=None):
-        if isinstance(count, int) and count > MAX_RANGE:
-            raise ExpressionError(f"{filter_name}() is limited to {parameter} of at most {MAX_RANGE}")
-        return original(value, count, fill_with)
-
-    return capped
+def _slice(value, slices, fill_with=None):
+    if isinstance(slices, int) and slices > MAX_RANGE:
+        raise ExpressionError(f"slice() is limited to {MAX_RANGE} slices")
+    return sync_do_slice(value, slices, fill_with)
 
 
-def _guard_text_input(original: Callable) -> Callable:
+def _batch(value, linecount, fill_with=None):
+    if isinstance(linecount, int) and linecount > MAX_RANGE:
+        raise ExpressionError(f"batch() is limited to batches of {MAX_RANGE} items")
+    return do_batch(value, linecount, fill_with)
+
+
+def _guard_text_input(original: Callable, filter_name: str) -> Callable:
     """Wraps a filter that writes its input out as text, so a huge (or self-repeating) list is refused first."""
+    # functools.wraps copies jinja_pass_arg, so Jinja passes the wrapper the same leading argument.
     position = 1 if hasattr(original, "jinja_pass_arg") else 0
 
     @functools.wraps(original)
     def guarded(*args, **kwargs):
         if len(args) > position:
-            _check_text(args[position], f"the input of {original.__name__}()")
+            _check_text(args[position], f"the input of {filter_name}")
         return original(*args, **kwargs)
 
     return guarded
 
+
+def _guard_compared_input(original: Callable) -> Callable:
+    """Wraps a filter that compares or hashes its items, so self-repeating values are refused first."""
+    position = 1 if hasattr(original, "jinja_pass_arg") else 0
+
+    @functools.wraps(original)
+    def guarded(*args, **kwargs):
+        for value in (*args[position:], *kwargs.values()):
+            _comparable(value)
+        return original(*args, **kwargs)
+
+    return guarded
+
+
+_COMPARING_FILTERS = (
+    "dictsort", "groupby", "max", "min", "reject", "rejectattr", "select", "selectattr", "sort", "unique",
+)  # fmt: skip
 
 _TEXT_FILTERS = (
     "capitalize", "center", "e", "escape", "forceescape", "format", "indent", "json", "lower", "pprint",
@@ -502,10 +602,8 @@ def _argument(args: tuple, kwargs: dict, index: int, name: str, default=None):
 
 
 def _check_call(obj, args: tuple, kwargs: dict) -> tuple:
-    """Refuse a built-in str/bytes/int method call that would build a result past the output limit.
-
-    Returns the positional arguments to call with (an iterator given to join() is read once here).
-    """
+    """Refuse a built-in str/bytes/int method call whose result would pass the output limit; returns its args."""
+    # join() is handed a list, since measuring its items here reads an iterator once and for all.
     if not isinstance(obj, types.BuiltinMethodType):
         return args
     owner, name = obj.__self__, obj.__name__
@@ -576,8 +674,14 @@ class _BoundedEscapeFormatter(_BoundedFormatterMixin, SandboxedEscapeFormatter):
 # --- the environment ----------------------------------------------------------------------------
 
 
+def _comparable_node(node):
+    if isinstance(node, nodes.Const):
+        return node
+    return nodes.Filter(node, "_comparable", [], [], None, None, lineno=node.lineno)
+
+
 class _Hardening(NodeTransformer):
-    """Rewrites a parsed template: loops and `~` report to the budget; loading other templates is refused."""
+    """Rewrites a parsed template: loops, `~` and comparisons report to the budget; loading templates is refused."""
 
     def visit_For(self, node):
         self.generic_visit(node)
@@ -588,6 +692,24 @@ class _Hardening(NodeTransformer):
         self.generic_visit(node)
         items = nodes.List(node.nodes, lineno=node.lineno)
         return nodes.Filter(items, "_concat", [], [], None, None, lineno=node.lineno)
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        node.expr = _comparable_node(node.expr)
+        for operand in node.ops:
+            operand.expr = _comparable_node(operand.expr)
+        return node
+
+    def visit_Test(self, node):
+        self.generic_visit(node)
+        node.node = _comparable_node(node.node)
+        node.args = [_comparable_node(arg) for arg in node.args]
+        return node
+
+    def visit_Pair(self, node):
+        self.generic_visit(node)
+        node.key = _comparable_node(node.key)
+        return node
 
     def _refuse(self, node, tag: str):
         raise TemplateSyntaxError(f"{{% {tag} %}} is not allowed in expressions", node.lineno)
@@ -670,14 +792,17 @@ class ExpressionEnvironment(ImmutableSandboxedEnvironment):
                 "wordwrap": _wordwrap,
                 "tojson": _tojson,
                 "urlize": _urlize,
-                "slice": _capped("slice", "slices"),
-                "batch": _capped("batch", "batches"),
+                "slice": _slice,
+                "batch": _batch,
                 "_loop_items": _loop_items,
                 "_concat": _concat,
+                "_comparable": _comparable,
             }
         )
         for name in _TEXT_FILTERS:
-            self.filters[name] = _guard_text_input(self.filters[name])
+            self.filters[name] = _guard_text_input(self.filters[name], name)
+        for name in _COMPARING_FILTERS:
+            self.filters[name] = _guard_compared_input(self.filters[name])
 
     def _generate(self, source, name, filename, defer_init=False):
         source = _Hardening().visit(source)
@@ -723,6 +848,9 @@ class ExpressionEnvironment(ImmutableSandboxedEnvironment):
 
     def call(self, context, obj, /, *args, **kwargs):
         _tick()
+        # Methods such as list.index() and loop.changed() compare their arguments (and their owner).
+        for value in (getattr(obj, "__self__", None), *args, *kwargs.values()):
+            _comparable(value)
         args = _check_call(obj, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         if isinstance(obj, Macro) and isinstance(result, str):
@@ -773,16 +901,27 @@ def _lone_expression(source: str) -> tuple[str, int] | None:
 
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str):
-    """(True, a compiled expression) for a lone `{{ … }}`, else (False, a compiled template)."""
+    """(a compiled template, None) or, for a lone `{{ … }}`, (None, a compiled expression, is it a path)."""
     lone = _lone_expression(source)
     if lone is None:
-        return False, _env.from_string(source)
+        return _env.from_string(source), None, False
     inner, lines_before = lone
     try:
-        return True, _env.compile_expression(inner, undefined_to_none=True)
+        expression = _env.compile_expression(inner, undefined_to_none=True)
+        path = _is_path(Parser(_env, inner, state="variable").parse_expression())
     except TemplateSyntaxError as exc:
         exc.lineno = (exc.lineno or 1) + lines_before
         raise
+    return None, expression, path
+
+
+def _is_path(node) -> bool:
+    """True for `a.b['c'].d`: its value is a part of the scope, which a template cannot have built."""
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        if isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Const):
+            return False
+        node = node.node
+    return isinstance(node, nodes.Name)
 
 
 def _syntax_message(exc: TemplateSyntaxError) -> str:
@@ -887,14 +1026,17 @@ def _render_string(source: str, scope):
     budget = _budget.get()
     try:
         budget.tick()
-        is_lone, compiled = _compile(source)
-        if is_lone:
-            result = _native(compiled(scope))
+        template, expression, is_path = _compile(source)
+        if expression is not None:
+            result = expression(scope)
+            if is_path and type(result) in _PATH_TYPES:
+                return result
+            result = _native(result)
             _check_native(result)
             return result
-        context = compiled.new_context(scope)
+        context = template.new_context(scope)
         parts = []
-        for chunk in compiled.root_render_func(context):
+        for chunk in template.root_render_func(context):
             budget.written += len(chunk)
             if budget.written > budget.limit:
                 raise _too_large("the rendered text")
@@ -1023,6 +1165,7 @@ class SecretScope:
                     json.dumps(value)[1:-1],
                     json.dumps(value, ensure_ascii=False)[1:-1],
                     quote(value, safe=""),
+                    quote(value),
                     quote_plus(value),
                 )
             )
@@ -1031,10 +1174,7 @@ class SecretScope:
 
     def mask(self, value):
         """A copy of a JSON-like value with every revealed secret (and its JSON and URL forms) as ••••."""
-        forms = self._forms()
-        if not forms:
-            return value
-        return _masked(value, forms, {})
+        return _masked(value, self._forms(), {})
 
 
 def _masked(value, forms: list[str], memo: dict):
