@@ -5,3 +5,6 @@ from django.apps import AppConfig
 class ApiEndpointsConfig(AppConfig):
     name = "api_endpoints"
     verbose_name = "API"
+
+    def ready(self):
+        from . import signals  # noqa: F401 - connects the cache invalidation receivers

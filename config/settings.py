@@ -267,7 +267,11 @@ STORAGES = {
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # API tokens first: its WWW-Authenticate header makes an unauthenticated call a 401, not a 403.
+        "api_endpoints.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
@@ -302,3 +306,30 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- API endpoints (issue 3) ---------------------------------------------------------------
+# Bodies above this get a 413 before anything else is read (uploads included).
+ENGINE_ROOM_MAX_BODY_BYTES = env.int("ENGINE_ROOM_MAX_BODY_BYTES", default=1024 * 1024)
+# Django's own limit must stay above ours, so that the caller sees our 413 and not Django's 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, ENGINE_ROOM_MAX_BODY_BYTES + 1)
+# Per API token (or signed-in person), and per IP for callers without a valid token: "<n>/<s|min|hour|day>".
+ENGINE_ROOM_RATE_LIMITS = {
+    "token": env.str("ENGINE_ROOM_RATE_PER_TOKEN", default="1200/min"),
+    "ip": env.str("ENGINE_ROOM_RATE_PER_IP", default="600/min"),
+}
+# A repeated idempotency key within this window answers with the first run (Stripe retries for 3 days).
+ENGINE_ROOM_IDEMPOTENCY_HOURS = env.int("ENGINE_ROOM_IDEMPOTENCY_HOURS", default=72)
+ENGINE_ROOM_STRIPE_TOLERANCE_SECONDS = env.int("ENGINE_ROOM_STRIPE_TOLERANCE_SECONDS", default=300)
+SPECTACULAR_SETTINGS.update({
+    "DEFAULT_GENERATOR_CLASS": "api_endpoints.openapi.SchemaGenerator",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api_endpoints.openapi.add_workflow_operations",
+    ],
+})
+CELERY_BEAT_SCHEDULE["engine-room-prune-idempotency-keys"] = {
+    "task": "api_endpoints.tasks.idempotency_keys_prune",
+    "schedule": 3600.0,
+    "options": {"queue": QUEUE_DEFAULT, "expires": 3600},
+}

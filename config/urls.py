@@ -8,12 +8,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # login/, logout/ (POST only) and the password views; LoginRequiredMiddleware exempts them.
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", views.home, name="home"),
     # --- The apps' URL modules ----------------------------------------------------------------
     # Add each app's routes here, e.g. path("", include("workflows.urls")). They come before the
     # placeholders below on purpose: Django uses the first match, so an app's page at /workflows/
     # takes over from its placeholder, and {% url "workflows-page" %} in the navigation still
     # points at the right address until the placeholder is deleted.
+    path("", views.home, name="home"),
+    path("", include("api_endpoints.urls")),
     # --- Placeholders for the navigation's sections (delete each once its app serves the path) --
     path("workflows/", views.section_placeholder, {"section": "workflows"}, name="workflows-page"),
     path("data/", views.section_placeholder, {"section": "data"}, name="data-page"),

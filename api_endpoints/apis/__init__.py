@@ -1,0 +1,1 @@
+"""The management REST API: one API class per operation, `<Entity><Action>Api`."""

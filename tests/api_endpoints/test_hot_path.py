@@ -1,0 +1,41 @@
+"""The hot path stays lean: one authenticated async call costs a small fixed number of queries."""
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from .conftest import bearer
+
+# A real transaction (not the test case's savepoint) so the statements counted are the ones production runs.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _call(token, body):
+    return Client().post("/api/wf/echo", json.dumps(body), content_type="application/json", **bearer(token))
+
+
+@pytest.mark.parametrize("count", [1, 40])
+def test_async_call_query_count_does_not_grow_with_parameters(make_workflow, make_token, count):
+    """After the first call warms the caches, a limited-token async call is one INSERT in one transaction,
+    however many parameters the workflow has."""
+    parameters = [{"name": f"p{index}", "type": "integer"} for index in range(count)]
+    make_workflow(parameters=parameters)
+    token = make_token("caller", ["echo"])
+    body = {f"p{index}": index for index in range(count)}
+    assert _call(token, body).status_code == 202  # warms the token, workflow and definition caches
+    with CaptureQueriesContext(connection) as queries:
+        response = _call(token, body)
+    assert response.status_code == 202
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert statements == ["BEGIN", "INSERT", "COMMIT"], [query["sql"][:120] for query in queries.captured_queries]
+
+
+def test_cold_call_reads_token_workflow_and_definition_once(make_workflow, admin_token):
+    """With cold caches a call also reads the token (noting its use), the workflow and its version: seven in all."""
+    make_workflow(parameters=[{"name": "a", "type": "text"}])
+    with CaptureQueriesContext(connection) as queries:
+        assert _call(admin_token, {"a": "x"}).status_code == 202
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    assert statements == ["SELECT", "UPDATE", "SELECT", "SELECT", "BEGIN", "INSERT", "COMMIT"], statements
