@@ -4,7 +4,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from logs.signals import run_finished
+from logs.signals import run_answered, run_finished
 from workflows.models import Workflow
 
 from .models import ApiToken
@@ -44,8 +44,9 @@ def token_workflows_changed(sender, instance, **kwargs):
         _forget([token_key(prefix) for prefix in prefixes])
 
 
+@receiver(run_answered, dispatch_uid="api_endpoints.wake_answered_callers")
 @receiver(run_finished, dispatch_uid="api_endpoints.wake_sync_callers")
 def wake_sync_callers(sender, run, **kwargs):
-    # Runs in the worker that finished the run; the web process waiting for it sleeps on this channel.
+    # Runs in the worker that finished (or answered) the run; the waiting web process sleeps on this channel.
     # After commit, so that the woken caller reads the finished row.
     transaction.on_commit(lambda: run_changed(run.id))

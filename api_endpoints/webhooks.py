@@ -116,9 +116,6 @@ def find_target(name: str, *, draft: bool) -> Target | None:
         # not callable, and said loudly in the log rather than as a 500 to the caller.
         logger.error("Live version of %s does not parse", name, exc_info=True)
         return None
-    # The cached row leaves the version's JSON out; run_enqueue reads it (for the timeout), so hand it
-    # the parsed copy this process already holds instead of a query.
-    workflow.live_version.definition = definition.document
     # The live endpoint follows the published version; the workflow's `enabled` column (the draft's
     # switch) turns it off at once, without publishing.
     return Target(workflow, definition) if definition.enabled else None

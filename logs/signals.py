@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Receivers run in the process that finished the run (usually a worker) and must not raise: the
 # engine logs and ignores their errors, the run's outcome is already stored.
 run_finished = Signal()
+
+# Sent when a step's return_response has committed (the run may go on), with `run`: a sync caller
+# waiting on the run can answer now.
+run_answered = Signal()

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
-from logs.signals import run_finished
+from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
 from workflows import expressions
 from workflows.actions import StepContext, registry
@@ -333,6 +333,8 @@ class Execution:
         if context.response is not None:
             self.response = self.secrets.mask(context.response)
             changes["response"] = self.response
+            # A sync caller may have its answer now, before the run's later steps.
+            transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=self.run))
         self._advance(**changes)
         self.wu_pending = 0.0
         if context.captured:
@@ -479,10 +481,8 @@ class Execution:
             with transaction.atomic():
                 child = run_enqueue(
                     workflow=workflow, params=coerced, trigger=RunTrigger.WORKFLOW, draft=draft, parent=run,
-                    queue=run.queue, idempotency_key=key, dispatch_on_commit=False,
+                    queue=run.queue, idempotency_key=key, dry_run=run.dry_run, dispatch_on_commit=False,
                 )
-                if run.dry_run:
-                    WorkflowRun.objects.filter(id=child.id).update(dry_run=True)
         if not child.finished:
             run_execute(child.id)
         child.refresh_from_db()

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from api_endpoints.pagination import Pagination, paginated_response
 from api_endpoints.permissions import IsEditor
 from config.errors import ValidationError
-from logs.models import RunTrigger, WorkflowRun
+from logs.models import RunTrigger
 from workflows import definition as definitions
 from workflows.engine import run_execute
 from workflows.models import WorkflowVersion
@@ -243,10 +243,8 @@ class WorkflowTestRunApi(ManagementApi):
             run = run_enqueue(
                 workflow=workflow, params=params, trigger=RunTrigger.MANUAL, draft=True,
                 caller=f"user:{user.get_username()}" if user else request.user.username,
-                dispatch_on_commit=False,
+                dry_run=serializer.validated_data["dry_run"], dispatch_on_commit=False,
             )
-            if serializer.validated_data["dry_run"]:
-                WorkflowRun.objects.filter(id=run.id).update(dry_run=True)
         run_execute(run.id)
         run.refresh_from_db()
         return Response(self.OutputSerializer(run, context={"request": request}).data)

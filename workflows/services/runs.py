@@ -10,6 +10,7 @@ from django.utils import timezone
 from config.errors import NotFoundError
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
+from workflows.selectors import version_definition
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def run_enqueue(
     not_before=None,
     idempotency_key: str = "",
     chain_length: int = 0,
+    dry_run: bool = False,
     dispatch_on_commit: bool = True,
 ) -> WorkflowRun:
     """Write a queued run of the live version (or the draft) and send its task once the write commits."""
@@ -76,10 +78,12 @@ def run_enqueue(
         depth=parent.depth + 1 if parent else 0,
         chain_length=chain_length,
         idempotency_key=idempotency_key,
+        dry_run=dry_run,
     )
     if dispatch_on_commit:
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
-        timeout = (version.definition if version else draft_definition)["timeout_seconds"]
+        # The published definition is cached per process, so this costs no query on the webhook path.
+        timeout = version_definition(version.id).timeout_seconds if version else draft_definition["timeout_seconds"]
         transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout))
     return run
 
