@@ -220,6 +220,11 @@ ENGINE_ROOM_ACTIONS = [
     "workflows.actions.return_response.ReturnResponse",
     "workflows.actions.terminate.Terminate",
     "workflows.actions.run_workflow.RunWorkflow",
+    "scheduler.actions.schedule_workflow.ScheduleWorkflow",
+    "scheduler.actions.schedule_workflow_on_list.ScheduleWorkflowOnList",
+    "scheduler.actions.cancel_scheduled.CancelScheduled",
+    "scheduler.actions.schedule_recurring.ScheduleRecurring",
+    "scheduler.actions.cancel_recurring.CancelRecurring",
 ]
 
 CELERY_BEAT_SCHEDULE = {
@@ -306,6 +311,31 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Scheduler (issue 4) --------------------------------------------------------------------
+# The dispatcher's tick: due scheduled runs start within about this long after their time.
+ENGINE_ROOM_DISPATCH_SECONDS = env.float("ENGINE_ROOM_DISPATCH_SECONDS", default=1.0)
+ENGINE_ROOM_DISPATCH_BATCH_SIZE = env.int("ENGINE_ROOM_DISPATCH_BATCH_SIZE", default=500)
+# One tick stops claiming new batches after this long; the next tick goes on.
+ENGINE_ROOM_DISPATCH_BUDGET_SECONDS = env.float("ENGINE_ROOM_DISPATCH_BUDGET_SECONDS", default=20.0)
+ENGINE_ROOM_LIST_MAX_ITEMS = env.int("ENGINE_ROOM_LIST_MAX_ITEMS", default=100_000)
+ENGINE_ROOM_BATCH_RECOUNT_SECONDS = env.float("ENGINE_ROOM_BATCH_RECOUNT_SECONDS", default=5.0)
+# A recurring slot fired later than this counts as missed (the missed-run policy decides).
+ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS = env.float("ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS", default=120.0)
+# The dispatcher fires a recurring slot itself once beat is this late with it.
+ENGINE_ROOM_RECURRING_FALLBACK_SECONDS = env.float("ENGINE_ROOM_RECURRING_FALLBACK_SECONDS", default=5.0)
+ENGINE_ROOM_RECURRING_FIRE_EXPIRES_SECONDS = env.int("ENGINE_ROOM_RECURRING_FIRE_EXPIRES_SECONDS", default=60)
+CELERY_BEAT_SCHEDULE["engine-room-dispatch"] = {
+    "task": "scheduler.tasks.scheduler_dispatch",
+    # Beat's database scheduler stores intervals in whole seconds.
+    "schedule": max(1.0, ENGINE_ROOM_DISPATCH_SECONDS),
+    "options": {"queue": QUEUE_DEFAULT, "expires": max(ENGINE_ROOM_DISPATCH_SECONDS, 5.0)},
+}
+CELERY_BEAT_SCHEDULE["engine-room-recount-batches"] = {
+    "task": "scheduler.tasks.batches_recount",
+    "schedule": max(1.0, ENGINE_ROOM_BATCH_RECOUNT_SECONDS),
+    "options": {"queue": QUEUE_DEFAULT, "expires": max(ENGINE_ROOM_BATCH_RECOUNT_SECONDS, 5.0)},
+}
 
 # --- API endpoints (issue 3) ---------------------------------------------------------------
 # Bodies above this get a 413 before anything else is read (uploads included).

@@ -15,10 +15,10 @@ urlpatterns = [
     # points at the right address until the placeholder is deleted.
     path("", views.home, name="home"),
     path("", include("api_endpoints.urls")),
+    path("", include("scheduler.urls")),
     # --- Placeholders for the navigation's sections (delete each once its app serves the path) --
     path("workflows/", views.section_placeholder, {"section": "workflows"}, name="workflows-page"),
     path("data/", views.section_placeholder, {"section": "data"}, name="data-page"),
-    path("scheduler/", views.section_placeholder, {"section": "scheduler"}, name="scheduler-page"),
     path("logs/", views.section_placeholder, {"section": "logs"}, name="logs-page"),
     path("settings/", views.section_placeholder, {"section": "settings"}, name="settings-page"),
 ]

@@ -1,0 +1,392 @@
+"""One-off scheduled runs and batches over a list: write, pause, resume, cancel, dispatch, recount."""
+import logging
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from itertools import batched
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, QuerySet
+from django.utils import timezone
+
+from config.errors import ApplicationError, NotFoundError, ParameterError, ValidationError
+from datastore.types import CoercionError, coerce_value
+from logs.models import RunStatus, RunTrigger, WorkflowRun
+from scheduler.models import Batch, ScheduledRun, ScheduledRunStatus
+from workflows.models import Workflow
+
+from .runs import keep_depth, next_chain_length, run_write_finished
+
+logger = logging.getLogger(__name__)
+
+BULK_CHUNK = 2000
+_WAITING = (ScheduledRunStatus.PENDING, ScheduledRunStatus.PAUSED)
+
+
+# --- Parameters -----------------------------------------------------------------------------
+
+
+def live_definition(workflow: Workflow):
+    """The definition a run of workflow would execute now; NotFoundError when disabled or unpublished."""
+    from workflows.selectors import workflow_definition
+
+    if not workflow.enabled:
+        raise NotFoundError(f"Workflow {workflow.name!r} is disabled.")
+    return workflow_definition(workflow)
+
+
+def stored_params(parameters, values: dict) -> dict:
+    """Coerced values with records kept as their ids: they are resolved afresh when the run starts."""
+    stored = {}
+    for parameter in parameters:
+        if parameter.name not in values:
+            continue
+        value = values[parameter.name]
+        if parameter.record_type and value is not None:
+            value = [item["id"] for item in value] if parameter.list else value["id"]
+        stored[parameter.name] = value
+    return stored
+
+
+def params_for_schedule(workflow: Workflow, params: dict) -> dict:
+    """params checked against the workflow's live parameters now, as they will be stored."""
+    from workflows.parameters import coerce_params
+
+    definition = live_definition(workflow)
+    return stored_params(definition.parameters, coerce_params(definition.parameters, params or {}, source="json"))
+
+
+# --- One-off schedules ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def scheduled_run_create(
+    *,
+    workflow: Workflow,
+    params: dict,
+    due_at: datetime,
+    parent: WorkflowRun | None = None,
+    caller: str = "",
+) -> ScheduledRun:
+    """A run of workflow's live version at due_at; a run that schedules it becomes its parent in the chain."""
+    chain_length = next_chain_length(parent, workflow.name)
+    return ScheduledRun.objects.create(
+        workflow=workflow,
+        workflow_name=workflow.name,
+        params=params_for_schedule(workflow, params),
+        due_at=due_at,
+        trigger=RunTrigger.SCHEDULE,
+        parent_run=parent,
+        chain_length=chain_length,
+        caller=caller,
+    )
+
+
+def _waiting(ids) -> QuerySet[ScheduledRun]:
+    ids = list(ids)
+    for value in ids:
+        try:
+            uuid.UUID(str(value))
+        except ValueError:
+            raise ValidationError("Invalid scheduled run id.", fields={"id": f"{value!r} is not an id"}) from None
+    return ScheduledRun.objects.filter(id__in=ids)
+
+
+def scheduled_runs_cancel(*, ids) -> int:
+    """Cancel pending or paused scheduled runs; returns how many were cancelled (dispatched ones stay)."""
+    return _waiting(ids).filter(status__in=_WAITING).update(
+        status=ScheduledRunStatus.CANCELLED, cancelled_at=timezone.now()
+    )
+
+
+def scheduled_runs_pause(*, ids) -> int:
+    """Hold pending scheduled runs past their due time until resumed; returns how many were paused."""
+    return _waiting(ids).filter(status=ScheduledRunStatus.PENDING).update(status=ScheduledRunStatus.PAUSED)
+
+
+def scheduled_runs_resume(*, ids) -> int:
+    """Let paused scheduled runs go; one already past its due time starts at the next dispatch."""
+    return _waiting(ids).filter(status=ScheduledRunStatus.PAUSED).update(status=ScheduledRunStatus.PENDING)
+
+
+# --- Schedule on a list ---------------------------------------------------------------------
+
+
+def _item_value(item):
+    # A record from an expression ({{ steps.find.records }}) is kept as its id.
+    if isinstance(item, dict) and "id" in item and "type" in item:
+        return item["id"]
+    return item
+
+
+@transaction.atomic
+def batch_create(
+    *,
+    workflow: Workflow,
+    items: list,
+    item_param: str,
+    params: dict | None = None,
+    interval_seconds: float = 0,
+    start_at: datetime | None = None,
+    parent: WorkflowRun | None = None,
+    caller: str = "",
+) -> Batch:
+    """One scheduled run per item (the item passed as item_param), spaced by interval_seconds, written in bulk."""
+    limit = settings.ENGINE_ROOM_LIST_MAX_ITEMS
+    if len(items) > limit:
+        raise ValidationError(f"A list may hold at most {limit:,} items; got {len(items):,}.",
+                              fields={"list": f"at most {limit} items (ENGINE_ROOM_LIST_MAX_ITEMS)"})
+    if interval_seconds < 0:
+        raise ValidationError("interval_seconds must not be negative.", fields={"interval_seconds": "must be 0 or more"})
+    definition = live_definition(workflow)
+    parameter = next((p for p in definition.parameters if p.name == item_param), None)
+    if parameter is None:
+        names = ", ".join(p.name for p in definition.parameters) or "none"
+        raise ValidationError(f"Workflow {workflow.name!r} has no parameter {item_param!r}.",
+                              fields={"item_param": f"not a parameter of {workflow.name} (it has: {names})"})
+    chain_length = next_chain_length(parent, workflow.name)
+    items = [_item_value(item) for item in items]
+    # The shared parameters and the first item are checked in full (records resolved); every other
+    # item only against its parameter's type, which is cheap for 100,000 of them, and a record
+    # item's id is resolved when its run starts.
+    shared = params_for_schedule(workflow, {**(params or {}), item_param: items[0]}) if items else {}
+    shared.pop(item_param, None)
+    field = {"type": parameter.type, "list": parameter.list}
+    bad = {}
+    for index, item in enumerate(items):
+        try:
+            coerce_value(field, item)
+        except CoercionError as exc:
+            bad[f"list[{index}]"] = str(exc)
+            if len(bad) >= 5:
+                break
+    if bad:
+        raise ParameterError(f"List items do not fit parameter {item_param!r} ({parameter.type}).", fields=bad)
+    start_at = start_at or timezone.now()
+    batch = Batch.objects.create(
+        workflow=workflow, workflow_name=workflow.name, item_param=item_param, interval_seconds=interval_seconds,
+        total=len(items), parent_run=parent, caller=caller,
+        finished_at=timezone.now() if not items else None,
+    )
+    rows = (
+        ScheduledRun(
+            workflow=workflow,
+            workflow_name=workflow.name,
+            params={**shared, item_param: item},
+            due_at=start_at + timedelta(seconds=index * interval_seconds),
+            trigger=RunTrigger.LIST,
+            batch=batch,
+            item_index=index,
+            parent_run=parent,
+            chain_length=chain_length,
+            caller=caller,
+        )
+        for index, item in enumerate(items)
+    )
+    for chunk in batched(rows, BULK_CHUNK):
+        ScheduledRun.objects.bulk_create(chunk, batch_size=BULK_CHUNK)
+    return batch
+
+
+def batch_cancel(*, batch: Batch) -> int:
+    """Cancel every item of a batch that has not started yet; returns how many."""
+    return ScheduledRun.objects.filter(batch=batch, status__in=_WAITING).update(
+        status=ScheduledRunStatus.CANCELLED, cancelled_at=timezone.now()
+    )
+
+
+_OUTCOME_BY_RUN_STATUS = {
+    RunStatus.SUCCEEDED: "done",
+    RunStatus.TERMINATED: "done",
+    RunStatus.SKIPPED: "done",
+    RunStatus.FAILED: "failed",
+    RunStatus.CANCELLED: "cancelled",
+}
+
+
+def batch_item_finished(*, run: WorkflowRun) -> bool:
+    """Count a finished list run in its batch at once (receiver of logs.signals.run_finished)."""
+    outcome = _OUTCOME_BY_RUN_STATUS.get(run.status)
+    if run.trigger != RunTrigger.LIST or outcome is None:
+        return False
+    batch_id = (
+        ScheduledRun.objects.filter(run_id=run.id, outcome="").exclude(batch=None)
+        .values_list("batch_id", flat=True).first()
+    )
+    if batch_id is None:
+        return False
+    with transaction.atomic():
+        # Conditional on the item not being counted yet: a repeated signal or the recount cannot
+        # count it twice.
+        if not ScheduledRun.objects.filter(run_id=run.id, outcome="").update(outcome=outcome):
+            return False
+        Batch.objects.filter(id=batch_id).update(**{outcome: F(outcome) + 1})
+        Batch.objects.filter(id=batch_id, finished_at=None).filter(
+            total__lte=F("done") + F("failed") + F("cancelled")
+        ).update(finished_at=timezone.now())
+    return True
+
+
+def batches_recount(*, now: datetime | None = None) -> int:
+    """Settle what no signal reported (cancelled items, items that never started, missed signals),
+    recount every open batch from its items, and close the batches with nothing left; returns how many.
+    """
+    now = now or timezone.now()
+    changed = 0
+    for batch in Batch.objects.filter(finished_at__isnull=True):
+        unsettled = (
+            ScheduledRun.objects.filter(batch=batch, outcome="")
+            .filter(status__in=(ScheduledRunStatus.DISPATCHED, ScheduledRunStatus.CANCELLED))
+            .values_list("id", "status", "run__status", "error")
+        )
+        by_outcome: dict[str, list] = {}
+        for item_id, status, run_status, error in unsettled:
+            outcome = _item_outcome(status, run_status, error)
+            if outcome:
+                by_outcome.setdefault(outcome, []).append(item_id)
+        for outcome, ids in by_outcome.items():
+            for chunk in batched(ids, BULK_CHUNK):
+                ScheduledRun.objects.filter(id__in=chunk, outcome="").update(outcome=outcome)
+        counts = Counter(dict(
+            ScheduledRun.objects.filter(batch=batch).values_list("outcome").annotate(n=Count("id")).order_by()
+        ))
+        done, failed, cancelled = counts["done"], counts["failed"], counts["cancelled"]
+        # Finished once every item is settled (items deleted with their workflow count as settled).
+        finished = not counts[""]
+        if (done, failed, cancelled) != (batch.done, batch.failed, batch.cancelled) or finished:
+            Batch.objects.filter(id=batch.id).update(
+                done=done, failed=failed, cancelled=cancelled, counted_at=now, finished_at=now if finished else None
+            )
+            changed += 1
+    return changed
+
+
+def _item_outcome(status: str, run_status: str | None, error: str) -> str:
+    """How a dispatched or cancelled item ended, or "" while its run is unfinished."""
+    if status == ScheduledRunStatus.CANCELLED:
+        return "cancelled"
+    if run_status is None:
+        # No run: it could not start (error), or its log was deleted by retention after it ran.
+        return "failed" if error else "done"
+    return _OUTCOME_BY_RUN_STATUS.get(run_status, "")
+
+
+# --- Dispatch -------------------------------------------------------------------------------
+
+
+def scheduled_runs_dispatch(*, now: datetime | None = None, batch_size: int | None = None,
+                            budget_seconds: float | None = None) -> int:
+    """Turn due scheduled runs into queued runs, a batch of rows per transaction; returns how many."""
+    batch_size = batch_size or settings.ENGINE_ROOM_DISPATCH_BATCH_SIZE
+    budget = settings.ENGINE_ROOM_DISPATCH_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    started = time.monotonic()
+    total, full = 0, set()
+    while True:
+        claimed, dispatched = _dispatch_batch(now or timezone.now(), batch_size, full)
+        total += dispatched
+        if claimed < batch_size or time.monotonic() - started > budget:
+            return total
+
+
+def _claim(now: datetime, size: int, exclude_workflows: set) -> list[ScheduledRun]:
+    due = ScheduledRun.objects.filter(status=ScheduledRunStatus.PENDING, due_at__lte=now).exclude(
+        workflow_id__in=exclude_workflows
+    ).order_by("due_at", "id")
+    if connection.features.has_select_for_update_skip_locked:
+        # Concurrent dispatchers (a slow tick overlapping the next) take disjoint rows.
+        return list(due.select_for_update(skip_locked=True, of=("self",))[:size])
+    # SQLite: no row locks; a conditional update with this dispatcher's token is the claim.
+    token = uuid.uuid4()
+    ids = list(due.values_list("id", flat=True)[:size])
+    ScheduledRun.objects.filter(id__in=ids, status=ScheduledRunStatus.PENDING).update(claim_token=token)
+    return list(ScheduledRun.objects.filter(claim_token=token, status=ScheduledRunStatus.PENDING).order_by("due_at"))
+
+
+def _free_slots(workflows: dict[int, Workflow]) -> dict[int, int | None]:
+    """How many more runs each workflow may have active now (None: no max_concurrency)."""
+    from workflows.selectors import workflow_definition
+
+    limits = {}
+    for workflow in workflows.values():
+        limit = None
+        if workflow.live_version_id is not None:
+            limit = workflow_definition(workflow).document.get("max_concurrency")
+        if limit:
+            active = WorkflowRun.objects.filter(
+                workflow=workflow, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)
+            ).count()
+            limits[workflow.id] = max(0, limit - active)
+        else:
+            limits[workflow.id] = None
+    return limits
+
+
+def _dispatch_batch(now: datetime, size: int, full: set) -> tuple[int, int]:
+    """Claim up to size due rows and start their runs in the same transaction; (claimed, dispatched)."""
+    with transaction.atomic():
+        rows = _claim(now, size, full)
+        if not rows:
+            return 0, 0
+        workflows = {
+            w.id: w for w in Workflow.objects.select_related("live_version").filter(id__in={r.workflow_id for r in rows})
+        }
+        parents = {
+            run.id: run for run in WorkflowRun.objects.filter(id__in={r.parent_run_id for r in rows} - {None})
+        }
+        slots = _free_slots(workflows)
+        started, dispatched_rows, nested = timezone.now(), [], []
+        for row in rows:
+            free = slots[row.workflow_id]
+            if free is not None:
+                if free <= 0:
+                    # max_concurrency: leave it pending (and overdue); this dispatcher moves on.
+                    full.add(row.workflow_id)
+                    continue
+                slots[row.workflow_id] = free - 1
+            try:
+                # A savepoint per row: one row that cannot start must not hold back the others.
+                with transaction.atomic():
+                    run = _start(row, workflows[row.workflow_id], parents.get(row.parent_run_id))
+            except ApplicationError as exc:  # refused by the engine (e.g. a WU budget used up)
+                row.error, run = f"Not started: {exc.message}", None
+            except Exception as exc:  # logged and marked on the row; never crash the loop (STYLE.md)
+                logger.exception("Scheduled run %s could not start", row.id)
+                row.error, run = f"Not started: unexpected error {type(exc).__name__}: {exc}", None
+            row.status, row.run, row.dispatched_at, row.claim_token = (
+                ScheduledRunStatus.DISPATCHED, run, started, None
+            )
+            dispatched_rows.append(row)
+            if run is not None and run.parent_run_id is not None:
+                nested.append(run.id)
+        ScheduledRun.objects.bulk_update(dispatched_rows, ["status", "run", "dispatched_at", "error", "claim_token"])
+        keep_depth(nested)
+    return len(rows), len(dispatched_rows)
+
+
+def _start(row: ScheduledRun, workflow: Workflow, parent: WorkflowRun | None) -> WorkflowRun | None:
+    """The run a due row becomes, of the version live now; a row that cannot start gets its reason."""
+    from workflows.parameters import coerce_params
+    from workflows.services.runs import run_enqueue
+
+    caller = row.caller or (f"batch {row.batch_id} item {row.item_index}" if row.batch_id else f"scheduled {row.id}")
+    try:
+        definition = live_definition(workflow)
+    except NotFoundError as exc:
+        row.error = f"Not started: {exc.message}"
+        return None
+    try:
+        params = coerce_params(definition.parameters, row.params, source="json")
+    except ParameterError as exc:
+        detail = "; ".join(f"{key}: {message}" for key, message in exc.fields.items())
+        return run_write_finished(
+            workflow=workflow, params=row.params, trigger=row.trigger, status=RunStatus.FAILED,
+            error_code=exc.code, error=f"Parameters do not fit the live version: {detail}",
+            parent=parent, caller=caller, chain_length=row.chain_length,
+        )
+    return run_enqueue(
+        workflow=workflow, params=params, trigger=row.trigger, parent=parent, caller=caller,
+        chain_length=row.chain_length,
+    )
+
