@@ -1,7 +1,6 @@
 """Run-tree helpers for what the scheduler starts: the calling run, chain limits, runs that never execute."""
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from config.errors import ActionError, ErrorCode
@@ -49,17 +48,6 @@ def next_chain_length(parent: WorkflowRun | None, target: str) -> int:
     return length
 
 
-def keep_depth(run_ids: list) -> None:
-    """Undo run_enqueue's depth + 1 for scheduled runs: a scheduling hop is counted by chain_length.
-
-    depth measures nesting (run_workflow calls, record-trigger cascades) against MAX_CALL_DEPTH; a
-    run that starts later, after its parent has finished, is not nested in it. Counting it there
-    would stop a long recursive schedule at its 20th link the first time it calls a workflow.
-    """
-    if run_ids:
-        WorkflowRun.objects.filter(id__in=run_ids, depth__gt=0).update(depth=F("depth") - 1)
-
-
 def run_write_finished(
     *,
     workflow: Workflow,
@@ -71,6 +59,7 @@ def run_write_finished(
     parent: WorkflowRun | None = None,
     caller: str = "",
     chain_length: int = 0,
+    depth: int | None = None,
 ) -> WorkflowRun:
     """A run that is decided before it starts (skipped by a policy, failed by a limit): logged, never executed."""
     from workflows.engine import announce_finished
@@ -78,7 +67,7 @@ def run_write_finished(
 
     run = run_enqueue(
         workflow=workflow, params=params, trigger=trigger, parent=parent, caller=caller,
-        chain_length=chain_length, dispatch_on_commit=False,
+        chain_length=chain_length, depth=depth, dispatch_on_commit=False,
     )
     now = timezone.now()
     WorkflowRun.objects.filter(id=run.id).update(

@@ -17,7 +17,7 @@ from logs.models import RunStatus, RunTrigger, WorkflowRun
 from scheduler.models import Batch, ScheduledRun, ScheduledRunStatus
 from workflows.models import Workflow
 
-from .runs import keep_depth, next_chain_length, run_write_finished
+from .runs import next_chain_length, run_write_finished
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ def _dispatch_batch(now: datetime, size: int, full: set) -> tuple[int, int]:
             run.id: run for run in WorkflowRun.objects.filter(id__in={r.parent_run_id for r in rows} - {None})
         }
         slots = _free_slots(workflows)
-        started, dispatched_rows, nested = timezone.now(), [], []
+        started, dispatched_rows = timezone.now(), []
         for row in rows:
             free = slots[row.workflow_id]
             if free is not None:
@@ -358,10 +358,7 @@ def _dispatch_batch(now: datetime, size: int, full: set) -> tuple[int, int]:
                 ScheduledRunStatus.DISPATCHED, run, started, None
             )
             dispatched_rows.append(row)
-            if run is not None and run.parent_run_id is not None:
-                nested.append(run.id)
         ScheduledRun.objects.bulk_update(dispatched_rows, ["status", "run", "dispatched_at", "error", "claim_token"])
-        keep_depth(nested)
     return len(rows), len(dispatched_rows)
 
 
@@ -383,10 +380,10 @@ def _start(row: ScheduledRun, workflow: Workflow, parent: WorkflowRun | None) ->
         return run_write_finished(
             workflow=workflow, params=row.params, trigger=row.trigger, status=RunStatus.FAILED,
             error_code=exc.code, error=f"Parameters do not fit the live version: {detail}",
-            parent=parent, caller=caller, chain_length=row.chain_length,
+            parent=parent, caller=caller, chain_length=row.chain_length, depth=parent.depth if parent else None,
         )
     return run_enqueue(
         workflow=workflow, params=params, trigger=row.trigger, parent=parent, caller=caller,
-        chain_length=row.chain_length,
+        chain_length=row.chain_length, depth=parent.depth if parent else None,
     )
 

@@ -52,10 +52,14 @@ def run_enqueue(
     not_before=None,
     idempotency_key: str = "",
     chain_length: int = 0,
+    depth: int | None = None,
     dry_run: bool = False,
     dispatch_on_commit: bool = True,
 ) -> WorkflowRun:
-    """Write a queued run of the live version (or the draft) and send its task once the write commits."""
+    """Write a queued run of the live version (or the draft) and send its task once the write commits.
+
+    `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
+    that starts later is not nested in its parent (chain_length counts those hops)."""
     if draft:
         version, draft_definition = None, workflow.definition
     else:
@@ -75,7 +79,8 @@ def run_enqueue(
         not_before=not_before,
         parent_run=parent,
         root_run=(parent.root_run or parent) if parent else None,
-        depth=parent.depth + 1 if parent else 0,
+        # A nested call or trigger cascade is one level deeper; a scheduled hop passes its depth on.
+        depth=depth if depth is not None else (parent.depth + 1 if parent else 0),
         chain_length=chain_length,
         idempotency_key=idempotency_key,
         dry_run=dry_run,
