@@ -18,7 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError, ConflictError, ExpressionError, NotFoundError, ParameterError
+from config.errors import ApplicationError, ExpressionError, ParameterError
 from logs.models import RunTrigger
 from workflows import definition as definitions
 from workflows import expressions
@@ -157,7 +157,7 @@ class _EndpointApi(APIView):
         except inbound.InboundError as exc:
             return responses.error_response(self.style, exc.status, exc.message)
         except ApplicationError as exc:  # a service refused (e.g. the run could not be enqueued)
-            return responses.error_response(self.style, _status_of(exc), exc.message, fields=getattr(exc, "fields", None))
+            return responses.error_response(self.style, exc.http_status, exc.message, fields=getattr(exc, "fields", None))
         except (OperationalError, InterfaceError):
             logger.exception("Database unavailable during a call of %s", name)
             return responses.error_response(
@@ -338,12 +338,6 @@ class WorkflowInitializeApi(_EndpointApi):
         if self.style == responses.BUBBLE:
             return responses.json_response({"status": "success", "response": body}, 200)
         return responses.json_response(body, 200)
-
-
-def _status_of(exc: ApplicationError) -> int:
-    if str(exc.code) == "budget_exceeded":  # logs.budget.BudgetExceededError: the monthly WU budget
-        return 429
-    return 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
 
 
 def _ip(request) -> str:

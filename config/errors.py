@@ -22,12 +22,15 @@ class ErrorCode(StrEnum):
     CHAIN_LIMIT = "chain_limit"
     CANCELLED = "cancelled"
     WORKER_LOST = "worker_lost"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 class ApplicationError(Exception):
     """Base of every error the product reports: a message for people, a code and extra details."""
 
     code: ErrorCode = ErrorCode.INVALID
+    # The HTTP status an API answers with when this error reaches it (never a 500 for bad input).
+    http_status: int = 400
 
     def __init__(self, message: str, *, extra: dict | None = None, code: ErrorCode | None = None):
         super().__init__(message)
@@ -73,12 +76,14 @@ class NotFoundError(ApplicationError):
     """A thing addressed by name or id that does not exist."""
 
     code = ErrorCode.NOT_FOUND
+    http_status = 404
 
 
 class ConflictError(ApplicationError):
     """A write that lost a race with another writer."""
 
     code = ErrorCode.CONFLICT
+    http_status = 409
 
 
 class ActionError(ApplicationError):

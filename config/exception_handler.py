@@ -3,7 +3,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from config.errors import ApplicationError, ConflictError, NotFoundError, ValidationError
+from config.errors import ApplicationError, ValidationError
 
 _STATUS_CODES = {
     status.HTTP_400_BAD_REQUEST: "bad_request",
@@ -43,14 +43,8 @@ def error_body(code: str, detail: str, fields: dict | None = None) -> dict:
 
 def api_exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        if isinstance(exc, NotFoundError):
-            code = status.HTTP_404_NOT_FOUND
-        elif isinstance(exc, ConflictError):
-            code = status.HTTP_409_CONFLICT
-        else:
-            code = status.HTTP_400_BAD_REQUEST
         fields = exc.fields if isinstance(exc, ValidationError) else {}
-        return Response(error_body(str(exc.code), exc.message, fields), status=code)
+        return Response(error_body(str(exc.code), exc.message, fields), status=exc.http_status)
     response = exception_handler(exc, context)
     if response is None:
         return None

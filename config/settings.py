@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "logs.context_processors.wu_budget",
             ],
         },
     },
@@ -363,3 +364,34 @@ CELERY_BEAT_SCHEDULE["engine-room-prune-idempotency-keys"] = {
     "schedule": 3600.0,
     "options": {"queue": QUEUE_DEFAULT, "expires": 3600},
 }
+
+# --- Logs (issue 6) -------------------------------------------------------------------------
+# Retention: finished runs older than this many days, or beyond the newest LOG_RETENTION_MAX_RUNS
+# (0: no count limit), are rolled into daily aggregates and deleted, in batches (docs/logs.md).
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=14)
+LOG_RETENTION_MAX_RUNS = env.int("LOG_RETENTION_MAX_RUNS", default=1_000_000)
+LOG_RETENTION_BATCH_SIZE = env.int("LOG_RETENTION_BATCH_SIZE", default=1000)
+LOG_RETENTION_PRUNE_SECONDS = env.float("LOG_RETENTION_PRUNE_SECONDS", default=3600.0)
+# One prune pass stops after this long and sends itself again, so a backlog never holds a worker.
+LOG_RETENTION_PASS_SECONDS = env.float("LOG_RETENTION_PASS_SECONDS", default=60.0)
+# Workload units: an optional monthly budget (UTC calendar month); None means no budget. At
+# ENGINE_ROOM_WU_BUDGET_WARN_RATIO of it every page shows a banner; with ..._ENFORCE new runs are refused.
+ENGINE_ROOM_WU_MONTHLY_BUDGET = env.float("ENGINE_ROOM_WU_MONTHLY_BUDGET", default=None)
+ENGINE_ROOM_WU_BUDGET_ENFORCE = env.bool("ENGINE_ROOM_WU_BUDGET_ENFORCE", default=False)
+ENGINE_ROOM_WU_BUDGET_WARN_RATIO = env.float("ENGINE_ROOM_WU_BUDGET_WARN_RATIO", default=0.8)
+# Each process recounts the month's WU at most this often (the budget check sits on the hot path).
+ENGINE_ROOM_WU_BUDGET_RECOUNT_SECONDS = env.float("ENGINE_ROOM_WU_BUDGET_RECOUNT_SECONDS", default=30.0)
+# Failure alerts: an email when a live run fails, at most once per workflow per period; to
+# LOG_ALERT_EMAILS, or else to every active superuser with an email address.
+LOG_FAILURE_ALERTS = env.bool("LOG_FAILURE_ALERTS", default=False)
+LOG_ALERT_EMAILS = env.list("LOG_ALERT_EMAILS", default=[])
+LOG_ALERT_PERIOD_SECONDS = env.int("LOG_ALERT_PERIOD_SECONDS", default=3600)
+# Where people reach this deployment, for links in emails.
+ENGINE_ROOM_BASE_URL = env.str("ENGINE_ROOM_BASE_URL", default="http://127.0.0.1:8000")
+CELERY_BEAT_SCHEDULE["engine-room-prune-logs"] = {
+    "task": "logs.tasks.runs_prune",
+    "schedule": LOG_RETENTION_PRUNE_SECONDS,
+    "options": {"queue": QUEUE_DEFAULT, "expires": LOG_RETENTION_PRUNE_SECONDS},
+}
+# The dashboard's figures are computed once for every viewer within this many seconds (0: always).
+LOG_DASHBOARD_CACHE_SECONDS = env.int("LOG_DASHBOARD_CACHE_SECONDS", default=30)

@@ -13,12 +13,12 @@ urlpatterns = [
     # placeholders below on purpose: Django uses the first match, so an app's page at /workflows/
     # takes over from its placeholder, and {% url "workflows-page" %} in the navigation still
     # points at the right address until the placeholder is deleted.
-    path("", views.home, name="home"),
     path("", include("api_endpoints.urls")),
     path("", include("scheduler.urls")),
+    # The dashboard is the home page ("home"); the run list is /logs/ ("logs-page").
+    path("", include("logs.urls")),
     # --- Placeholders for the navigation's sections (delete each once its app serves the path) --
     path("workflows/", views.section_placeholder, {"section": "workflows"}, name="workflows-page"),
     path("data/", views.section_placeholder, {"section": "data"}, name="data-page"),
-    path("logs/", views.section_placeholder, {"section": "logs"}, name="logs-page"),
     path("settings/", views.section_placeholder, {"section": "settings"}, name="settings-page"),
 ]

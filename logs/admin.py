@@ -4,7 +4,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from logs.models import StepRun, WorkflowRun
+from logs.models import FailureAlert, RunDailyStat, StepRun, WorkflowRun
 
 
 def _pretty_json(value) -> str:
@@ -68,7 +68,6 @@ class WorkflowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "claim",
                     "lease_expires_at",
                     "cancel_requested",
-                    "state_pretty",
                     "draft_definition_pretty",
                 ],
             },
@@ -78,7 +77,6 @@ class WorkflowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "params_pretty",
         "request_pretty",
         "response_pretty",
-        "state_pretty",
         "draft_definition_pretty",
     ]
     inlines = [StepRunInline]
@@ -94,10 +92,6 @@ class WorkflowRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="response")
     def response_pretty(self, obj):
         return _pretty_json(obj.response)
-
-    @admin.display(description="state")
-    def state_pretty(self, obj):
-        return _pretty_json(obj.state)
 
     @admin.display(description="draft definition")
     def draft_definition_pretty(self, obj):
@@ -137,3 +131,21 @@ class StepRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="output")
     def output_pretty(self, obj):
         return _pretty_json(obj.output)
+
+
+@admin.register(RunDailyStat)
+class RunDailyStatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Runs that retention deleted, rolled up per day and workflow (the charts read them)."""
+
+    list_display = ["day", "workflow_name", "succeeded", "terminated", "failed", "cancelled", "skipped", "wu",
+                    "duration_count", "duration_max_ms"]
+    list_filter = ["day"]
+    search_fields = ["workflow_name"]
+
+
+@admin.register(FailureAlert)
+class FailureAlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """When each workflow's failure was last mailed (one alert per workflow per LOG_ALERT_PERIOD_SECONDS)."""
+
+    list_display = ["workflow_name", "last_sent_at", "last_run_id"]
+    search_fields = ["workflow_name"]

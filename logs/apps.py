@@ -5,3 +5,6 @@ from django.apps import AppConfig
 class LogsConfig(AppConfig):
     name = "logs"
     verbose_name = "Logs"
+
+    def ready(self):
+        from . import receivers  # noqa: F401  (connects the run_finished receivers)

@@ -79,6 +79,10 @@ class WorkflowRun(models.Model):
             models.Index(fields=["status", "-created"], name="run_status_created"),
             models.Index(fields=["status", "not_before"], name="run_status_not_before"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            # The run list's filters (docs/logs.md): each filtered page is an index range, newest first.
+            models.Index(fields=["workflow", "status", "-created"], name="run_workflow_status_created"),
+            models.Index(fields=["version", "-created"], name="run_version_created"),
+            models.Index(fields=["trigger", "-created"], name="run_trigger_created"),
         ]
 
     def __str__(self):
@@ -119,6 +123,61 @@ class StepRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "index", "attempt"], name="steprun_unique_attempt"),
         ]
+        indexes = [
+            # The event stream and "slowest steps of the last day" read steps by time, not by run.
+            models.Index(fields=["-started_at"], name="step_started"),
+            models.Index(fields=["action", "-started_at"], name="step_action_started"),
+            models.Index(fields=["status", "-started_at"], name="step_status_started"),
+        ]
 
     def __str__(self):
         return f"{self.run_id} #{self.index} {self.key} ({self.status})"
+
+
+# Upper bounds (ms) of the duration histogram's buckets; the last bucket has no upper bound.
+DURATION_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
+
+
+def _empty_histogram() -> list[int]:
+    return [0] * (len(DURATION_BUCKETS_MS) + 1)
+
+
+class RunDailyStat(models.Model):
+    """Runs rolled up per UTC day and workflow just before retention deletes them, so charts outlive runs."""
+
+    day = models.DateField()
+    workflow_name = models.CharField(max_length=63)
+    succeeded = models.PositiveIntegerField(default=0)
+    terminated = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    wu = models.FloatField(default=0)
+    duration_count = models.PositiveIntegerField(default=0)
+    duration_sum_ms = models.FloatField(default=0)
+    duration_max_ms = models.FloatField(default=0)
+    # Counts per DURATION_BUCKETS_MS bucket: unlike a stored percentile, histograms add up across batches.
+    duration_histogram = models.JSONField(default=_empty_histogram)
+
+    class Meta:
+        ordering = ["-day", "workflow_name"]
+        constraints = [models.UniqueConstraint(fields=["day", "workflow_name"], name="run_daily_stat_unique")]
+
+    def __str__(self):
+        return f"{self.day} {self.workflow_name}"
+
+    @property
+    def runs(self) -> int:
+        return self.succeeded + self.terminated + self.failed + self.cancelled + self.skipped
+
+
+class FailureAlert(models.Model):
+    """When a workflow's failure was last mailed to the admins: at most one alert per workflow per period."""
+
+    workflow_name = models.CharField(max_length=63, unique=True)
+    last_sent_at = models.DateTimeField()
+    # A plain id, not a foreign key: retention may delete the run long before this row goes.
+    last_run_id = models.UUIDField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.workflow_name} alerted {self.last_sent_at:%Y-%m-%d %H:%M}"

@@ -439,8 +439,11 @@ class Execution:
             "error": self.run.error,
             "error_code": self.run.error_code,
         }
-        with transaction.atomic():
-            run_enqueue(workflow=workflow, params=params, trigger=RunTrigger.WORKFLOW, parent=self.run)
+        try:
+            with transaction.atomic():
+                run_enqueue(workflow=workflow, params=params, trigger=RunTrigger.WORKFLOW, parent=self.run)
+        except ApplicationError:  # the failed run is already stored; its error workflow is best effort
+            logger.exception("Could not start on_failure workflow %r of run %s", workflow.name, self.run.id)
 
     # --- child runs -----------------------------------------------------------------------
     def _chain(self) -> str:

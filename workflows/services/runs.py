@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import NotFoundError
+from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
 from workflows.selectors import version_definition
@@ -60,6 +61,10 @@ def run_enqueue(
 
     `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
     that starts later is not nested in its parent (chain_length counts those hops)."""
+    if trigger != RunTrigger.WORKFLOW:
+        # Children and on_failure runs belong to a run already admitted; everything else is refused
+        # once an enforced monthly WU budget is used up (no query when there is no budget).
+        check_wu_budget()
     if draft:
         version, draft_definition = None, workflow.definition
     else:
