@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from config.exception_handler import error_body
 
 from . import responses
-from .apis import data, runs, secrets, tokens, workflows
+from .apis import data, runs, scheduler, secrets, tokens, workflows
 from .apis.schema import DocsPage, SchemaApi
 from .routing import both, by_method
 from .webhooks import WorkflowCallApi, WorkflowInitializeApi
@@ -48,6 +48,18 @@ urlpatterns = [
     *both("api/runs/<str:id>", by_method(GET=runs.RunDetailApi), "api-run"),
     *both("api/runs/<str:id>/cancel", by_method(POST=runs.RunCancelApi), "api-run-cancel"),
     *both("api/runs/<str:id>/rerun", by_method(POST=runs.RunRerunApi), "api-run-rerun"),
+    *both("api/scheduled", by_method(GET=scheduler.ScheduledRunListApi, POST=scheduler.ScheduledRunCreateApi),
+          "api-scheduled"),
+    *both("api/scheduled/<str:id>", by_method(GET=scheduler.ScheduledRunDetailApi), "api-scheduled-run"),
+    *both("api/scheduled/<str:id>/cancel", by_method(POST=scheduler.ScheduledRunCancelApi), "api-scheduled-cancel"),
+    *both("api/scheduled/<str:id>/pause", by_method(POST=scheduler.ScheduledRunPauseApi), "api-scheduled-pause"),
+    *both("api/scheduled/<str:id>/resume", by_method(POST=scheduler.ScheduledRunResumeApi), "api-scheduled-resume"),
+    *both("api/recurring", by_method(GET=scheduler.RecurringEventListApi, POST=scheduler.RecurringEventCreateApi),
+          "api-recurring"),
+    *both("api/recurring/<str:id>", by_method(
+        GET=scheduler.RecurringEventDetailApi, PATCH=scheduler.RecurringEventUpdateApi,
+        DELETE=scheduler.RecurringEventDeleteApi,
+    ), "api-recurring-event"),
     *both("api/datatypes", by_method(GET=data.DataTypeListApi, POST=data.DataTypeCreateApi), "api-datatypes"),
     *both("api/datatypes/<str:name>", by_method(
         GET=data.DataTypeDetailApi, PUT=data.DataTypeReplaceApi, DELETE=data.DataTypeDeleteApi,
