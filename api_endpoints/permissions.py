@@ -1,31 +1,15 @@
 """Who may do what: admin tokens and people with the roles admin, editor and viewer.
 
-People's roles come from Django: superusers and staff are admins; otherwise a Group named "admin",
-"editor" or "viewer" decides (the strongest wins); a signed-in user in none of them is an editor.
+People's roles are config.roles' one rule; an admin token counts as admin.
 Limited tokens reach only their workflows' endpoints and runs, never the rest of the management API.
 """
 from rest_framework import permissions
 
+from config.roles import ADMIN, EDITOR, VIEWER, role_at_least, user_role
+
 from .selectors import TokenInfo
 
-ADMIN, EDITOR, VIEWER = "admin", "editor", "viewer"
-_RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
-
-
-def user_role(user) -> str | None:
-    """A signed-in person's role, or None for anonymous callers and token callers."""
-    if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
-        return None
-    if user.is_superuser or user.is_staff:
-        return ADMIN
-    groups = set(user.groups.filter(name__in=_RANK).values_list("name", flat=True))
-    if not groups:
-        return EDITOR
-    return max(groups, key=_RANK.__getitem__)
-
-
-def role_at_least(role: str | None, minimum: str) -> bool:
-    return role is not None and _RANK[role] >= _RANK[minimum]
+__all__ = ["ADMIN", "EDITOR", "VIEWER", "role_at_least", "user_role"]
 
 
 def request_role(request) -> str | None:

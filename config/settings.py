@@ -271,6 +271,9 @@ STORAGES = {
     },
 }
 
+# The editor posts a workflow as one form: a field per setting of every step (Django's default, 1000, is ~40 steps).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env.int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=20_000)
+
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,7 +13,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import ApplicationError, NotFoundError
-from config.views import SECTIONS
+from config.sections import SECTIONS
 
 from . import events, export, metrics, selectors
 from .forms import PERIODS, RunFilterForm

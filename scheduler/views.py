@@ -8,6 +8,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.errors import ApplicationError, NotFoundError, ValidationError
+from config.roles import editor_required_for_changes, user_is_editor
 from scheduler import selectors, services
 from scheduler.forms import RecurringEventForm, ScheduledFilterForm
 
@@ -23,7 +24,7 @@ def _back(request, default: str):
 
 def _page(request, template: str, context: dict):
     # A form with errors is shown again with 200, as Django's own views do.
-    return render(request, template, {"section": "scheduler", **context})
+    return render(request, template, {"section": "scheduler", "can_edit": user_is_editor(request.user), **context})
 
 
 @require_GET
@@ -48,6 +49,7 @@ _SCHEDULED_CHANGES = {
 
 
 @require_POST
+@editor_required_for_changes
 def scheduled_change(request):
     """Pause, resume or cancel the selected scheduled runs (or the one whose button was pressed)."""
     change = _SCHEDULED_CHANGES.get(request.POST.get("action", ""))
@@ -83,6 +85,7 @@ def _fires_message(event) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@editor_required_for_changes
 def recurring_create(request):
     """A new recurring event."""
     form = RecurringEventForm(request.POST or None)
@@ -105,6 +108,7 @@ def _event_or_404(id):
 
 
 @require_http_methods(["GET", "POST"])
+@editor_required_for_changes
 def recurring_edit(request, id):
     """An event's form, its ledger and its next five fire times in its timezone."""
     event = _event_or_404(id)
@@ -124,6 +128,7 @@ def recurring_edit(request, id):
 
 
 @require_POST
+@editor_required_for_changes
 def recurring_change(request, id):
     """Pause, resume or delete one recurring event."""
     event = _event_or_404(id)
@@ -161,6 +166,7 @@ def batch_progress(request):
 
 
 @require_POST
+@editor_required_for_changes
 def batch_cancel(request, id):
     """Cancel every item of a batch that has not started."""
     try:

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from config.errors import ActionError, ApplicationError, ParameterError
 from logs.models import WorkflowRun
+from workflows.actions.base import ValueField
 from workflows.definition import NAME_RE
 
 
@@ -14,7 +15,7 @@ def workflow_field():
 
 def params_field():
     return serializers.DictField(
-        child=serializers.JSONField(), required=False, default=dict,
+        child=ValueField(), required=False, default=dict,
         help_text="Its parameters by name; checked against the live version now and again when the run starts.",
     )
 

@@ -160,3 +160,14 @@ def test_paused_runs_stay_listed_so_they_can_be_resumed_and_dispatched_ones_are_
     html = signed_in.get(reverse("scheduler-page")).content.decode()
     assert "held" in html and 'value="resume"' in html
     assert "held" not in signed_in.get(reverse("scheduler-page"), {"status": "dispatched"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_viewer_sees_the_scheduler_but_cannot_change_it(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    viewer = django_user_model.objects.create_user("vera", password="pw-123456789")
+    viewer.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    client.force_login(viewer)
+    assert client.get("/scheduler/").status_code == 200
+    assert client.post("/scheduler/recurring/new/", {}).status_code == 403

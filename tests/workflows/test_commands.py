@@ -113,3 +113,12 @@ def test_bootstrap_creates_the_admin_and_demo_once(settings, tmp_path):
     assert names == {"send_welcome_email", "process_stripe_payment", "nightly_aggregation"}
     second = run_command("bootstrap")
     assert "Created" not in second and "Loaded" not in second
+
+
+def test_a_bundle_with_the_wrong_shape_is_refused_clearly(tmp_path):
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps({"data_types": ["lead"], "workflows": {"name": "x"}}))
+    with pytest.raises(CommandError) as error:
+        run_command("workflows", "import", str(path))
+    assert "data_types: must be a list of objects" in str(error.value)
+    assert "workflows: must be a list of objects" in str(error.value)

@@ -3,6 +3,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 from config.errors import ActionError
@@ -18,6 +19,15 @@ class ActionConfig(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({key: "unknown key" for key in sorted(unknown)})
         return attrs
+
+
+class ValueField(serializers.JSONField):
+    """Any JSON value in a config, or what an expression yields: null, dates and datetimes included."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("encoder", DjangoJSONEncoder)
+        super().__init__(**kwargs)
 
 
 @dataclass

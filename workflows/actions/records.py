@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from config.errors import ActionError, ApplicationError, NotFoundError
 
+from .base import ValueField
+
 
 def type_field():
     return serializers.CharField(help_text="The data type's name.")
@@ -10,13 +12,13 @@ def type_field():
 
 def fields_field():
     return serializers.DictField(
-        child=serializers.JSONField(allow_null=True), help_text="Field values by name; each may be an expression."
+        child=ValueField(), help_text="Field values by name; each may be an expression."
     )
 
 
 def filter_field():
     return serializers.DictField(
-        child=serializers.JSONField(allow_null=True),
+        child=ValueField(),
         required=False,
         default=dict,
         help_text='Lookups on record fields, e.g. {"plan": "pro", "score__gte": 50}.',

@@ -1,7 +1,7 @@
 """return_response: what a sync caller receives (Bubble's "Return data from API", with status codes)."""
 from rest_framework import serializers
 
-from .base import Action, ActionConfig
+from .base import Action, ActionConfig, ValueField
 
 
 class ReturnResponse(Action):
@@ -23,7 +23,7 @@ class ReturnResponse(Action):
         content_type = serializers.CharField(
             default="application/json", help_text="The body's content type; JSON bodies are serialised."
         )
-        body = serializers.JSONField(required=False, allow_null=True, default=None, help_text="The response body.")
+        body = ValueField(required=False, default=None, help_text="The response body.")
 
     def run(self, *, config, context):
         response = {

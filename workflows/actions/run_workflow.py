@@ -1,7 +1,7 @@
 """run_workflow: call another workflow now, in the same run tree (Bubble's "Trigger a custom event")."""
 from rest_framework import serializers
 
-from .base import Action, ActionConfig
+from .base import Action, ActionConfig, ValueField
 
 
 class RunWorkflow(Action):
@@ -21,7 +21,7 @@ class RunWorkflow(Action):
     class Config(ActionConfig):
         workflow = serializers.RegexField(r"^[a-z][a-z0-9_]{0,62}$", help_text="The workflow's name.")
         params = serializers.DictField(
-            child=serializers.JSONField(allow_null=True), required=False, default=dict, help_text="Its parameters."
+            child=ValueField(), required=False, default=dict, help_text="Its parameters."
         )
 
     def run(self, *, config, context):

@@ -1,7 +1,7 @@
 """set_values: named values for later steps (n8n's "Set")."""
 from rest_framework import serializers
 
-from .base import Action, ActionConfig
+from .base import Action, ActionConfig, ValueField
 
 
 class SetValues(Action):
@@ -14,7 +14,7 @@ class SetValues(Action):
     example = {"values": {"total": "{{ params.amount * 2 }}", "label": "Order {{ params.id }}"}}
 
     class Config(ActionConfig):
-        values = serializers.DictField(child=serializers.JSONField(allow_null=True), help_text="Values by name.")
+        values = serializers.DictField(child=ValueField(), help_text="Values by name.")
 
     def run(self, *, config, context):
         return dict(config["values"])

@@ -114,6 +114,11 @@ def bundle_import(*, document: dict, publish: bool = True, user=None) -> list[Wo
     data_types = document.get("data_types", []) if is_bundle else []
     workflows = document.get("workflows", []) if is_bundle else [document]
     errors: dict[str, str] = {}
+    for key, items in (("data_types", data_types), ("workflows", workflows)):
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            errors[key] = "must be a list of objects"
+    if errors:
+        raise ValidationError("Invalid bundle.", fields=errors)
     for index, spec in enumerate(data_types):
         try:
             existing = DataType.objects.filter(name=spec.get("name")).first()

@@ -1,8 +1,6 @@
-"""Site pages that belong to no app: the home page and placeholders for sections still to come."""
-from django.shortcuts import render
+"""The five sections of the top navigation, with the summary the dashboard shows for each."""
 
-# The five sections of the top navigation, in order. The apps replace each placeholder with their
-# own pages at the same path (see config/urls.py), so the navigation keeps working unchanged.
+# In navigation order.
 SECTIONS = {
     "workflows": {
         "title": "Workflows",
@@ -25,17 +23,3 @@ SECTIONS = {
         "summary": "Secrets, API tokens and the people who can sign in.",
     },
 }
-
-
-def home(request):
-    """What Engine Room is, with a link to each section (the dashboard will take its place)."""
-    return render(request, "home.html", {"sections": SECTIONS})
-
-
-def section_placeholder(request, section):
-    """A heading and a short note for a section whose pages are not built yet."""
-    return render(
-        request,
-        "section_placeholder.html",
-        {"section": section, **SECTIONS[section]},
-    )
