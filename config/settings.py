@@ -398,3 +398,46 @@ CELERY_BEAT_SCHEDULE["engine-room-prune-logs"] = {
 }
 # The dashboard's figures are computed once for every viewer within this many seconds (0: always).
 LOG_DASHBOARD_CACHE_SECONDS = env.int("LOG_DASHBOARD_CACHE_SECONDS", default=30)
+
+# --- Templates and files (issue 9) ----------------------------------------------------------
+ENGINE_ROOM_ACTIONS += [
+    "workflows.actions.aggregate.Aggregate",
+    "workflows.actions.create_file.CreateFile",
+]
+ENGINE_ROOM_WU_COSTS.update({"aggregate": 0.1, "file_created": 0.2})
+# Where created files (and uploads) are kept by the default FileSystemStorage; tests point their
+# worker processes at a temporary directory.
+MEDIA_ROOT = Path(env.str("ENGINE_ROOM_MEDIA_ROOT", default=str(MEDIA_ROOT)))
+# create_file refuses content larger than this (bytes), before anything is stored.
+ENGINE_ROOM_FILE_MAX_BYTES = env.int("ENGINE_ROOM_FILE_MAX_BYTES", default=10 * 1024 * 1024)
+# How long a created file's download link works (a step may ask for another duration); the file
+# is pruned once its link has expired.
+ENGINE_ROOM_FILE_URL_EXPIRY_SECONDS = env.int("ENGINE_ROOM_FILE_URL_EXPIRY_SECONDS", default=7 * 86400)
+ENGINE_ROOM_FILE_PRUNE_SECONDS = env.float("ENGINE_ROOM_FILE_PRUNE_SECONDS", default=3600.0)
+# A TrueType font for PDFs (any script): a path, "auto" (DejaVu Sans where the system has it, as
+# Debian's fonts-dejavu-core installs it) or "none" (Helvetica: Latin-1 text only, the rest replaced).
+ENGINE_ROOM_PDF_FONT = env.str("ENGINE_ROOM_PDF_FONT", default="auto")
+if ENGINE_ROOM_PDF_FONT == "auto":
+    ENGINE_ROOM_PDF_FONT = next(
+        (
+            path
+            for path in (
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            )
+            if Path(path).is_file()
+        ),
+        "",
+    )
+elif ENGINE_ROOM_PDF_FONT == "none":
+    ENGINE_ROOM_PDF_FONT = ""
+# aggregate with group_by fails rather than return more groups than this.
+ENGINE_ROOM_AGGREGATE_MAX_GROUPS = env.int("ENGINE_ROOM_AGGREGATE_MAX_GROUPS", default=1000)
+CELERY_BEAT_SCHEDULE["engine-room-prune-files"] = {
+    "task": "workflows.tasks.files_prune",
+    "schedule": ENGINE_ROOM_FILE_PRUNE_SECONDS,
+    "options": {"queue": QUEUE_DEFAULT, "expires": ENGINE_ROOM_FILE_PRUNE_SECONDS},
+}
+# fontTools (under fpdf2) logs every PDF's font subsetting at INFO; only its warnings are news.
+LOGGING["loggers"]["fontTools"] = {"level": "WARNING"}

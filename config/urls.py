@@ -2,7 +2,6 @@
 from django.contrib import admin
 from django.urls import include, path
 
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     # login/, logout/ (POST only) and the password views; LoginRequiredMiddleware exempts them.
@@ -16,4 +15,6 @@ urlpatterns = [
     # Workflow pages and the settings pages (workflows/urls.py); data pages (datastore/urls.py).
     path("", include("workflows.urls")),
     path("", include("datastore.urls")),
+    # Signed, expiring download links of files that create_file steps made (no login: the link is the key).
+    path("", include("workflows.files_urls")),
 ]

@@ -8,3 +8,11 @@ from workflows import engine
 def run_execute(run_id: str) -> None:
     """Execute one run; a redelivered message for a claimed or finished run does nothing."""
     engine.run_execute(run_id)
+
+
+@shared_task(ignore_result=True)
+def files_prune() -> int:
+    """The beat task that deletes created files whose download links have expired."""
+    from workflows.files import files_prune as prune
+
+    return prune()
