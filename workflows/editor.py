@@ -259,6 +259,11 @@ def form_data(document: Mapping) -> FormData:
     return data
 
 
+def _default_kind(type_name: str, is_list) -> str:
+    """A text parameter's default is typed as plain text; any other (a list of texts too) as JSON."""
+    return TEXT if type_name == "text" and not is_list else JSON
+
+
 def add_parameter(data: FormData, uid: str, parameter: Mapping) -> None:
     data.add("params", uid)
     prefix = f"p-{uid}-"
@@ -269,8 +274,8 @@ def add_parameter(data: FormData, uid: str, parameter: Mapping) -> None:
         data.add(prefix + "list", CHECKED)
     if parameter.get("required"):
         data.add(prefix + "required", CHECKED)
-    default_kind = TEXT if type_name == "text" else JSON
-    data.add(prefix + "default", display(default_kind, parameter.get("default")) if "default" in parameter else "")
+    data.add(prefix + "default", display(_default_kind(type_name, parameter.get("list")), parameter.get("default"))
+             if "default" in parameter else "")
     data.add(prefix + "description", display(TEXT, parameter.get("description") or ""))
 
 
@@ -380,7 +385,7 @@ def _assemble_parameter(data, uid: str) -> dict:
         "list": _get(data, prefix + "list") == CHECKED,
         "required": _get(data, prefix + "required") == CHECKED,
     }
-    default = parse(TEXT if type_name == "text" else JSON, _get(data, prefix + "default"))
+    default = parse(_default_kind(type_name, parameter["list"]), _get(data, prefix + "default"))
     if default is not OMIT:
         parameter["default"] = default
     description = _get(data, prefix + "description").strip()

@@ -15,6 +15,7 @@ def workflow_path(suffix: str, view, name: str):
 urlpatterns = [
     path("workflows/", listing.workflow_list, name="workflows-page"),
     path("workflows/export/", listing.workflows_export, name="workflows-export"),
+    path("workflows/from-template/", listing.workflow_from_template, name="workflow-from-template"),
     workflow_path("", editing.workflow_edit, "workflow-edit"),
     workflow_path("check/", editing.workflow_check, "workflow-check"),
     workflow_path("steps/new/", editing.workflow_step_new, "workflow-step-new"),

@@ -9,7 +9,8 @@ from datastore.models import DataType
 from datastore.selectors import data_type_get
 from datastore.services import data_type_create, record_create
 from workflows.models import Workflow
-from workflows.templates_library import BUNDLE_DIR, TEMPLATES, template_install, template_list, template_load
+from workflows.services import template_install
+from workflows.templates_library import BUNDLE_DIR, TEMPLATES, template_list, template_load
 
 pytestmark = pytest.mark.django_db
 

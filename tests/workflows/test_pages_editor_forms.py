@@ -138,8 +138,14 @@ EVERYTHING = {
 }
 
 
+TEMPLATE_WORKFLOWS = [
+    workflow for path in sorted((Path(editor.__file__).parent / "bundles" / "templates").glob("*.json"))
+    for workflow in json.loads(path.read_text())["workflows"]
+]
+
+
 @pytest.mark.parametrize(
-    "document", [EVERYTHING, *DEMO["workflows"]], ids=lambda document: document["name"]
+    "document", [EVERYTHING, *DEMO["workflows"], *TEMPLATE_WORKFLOWS], ids=lambda document: document["name"]
 )
 def test_a_definition_shown_in_the_editor_saves_back_unchanged(document):
     """Opening a workflow and saving it without touching anything changes nothing."""

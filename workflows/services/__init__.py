@@ -9,6 +9,7 @@ from .definitions import (
 )
 from .runs import run_cancel, run_enqueue, run_rerun, runs_sweep
 from .secrets import secret_delete, secret_set
+from .templates import template_install
 
 __all__ = [
     "bundle_import",
@@ -18,6 +19,7 @@ __all__ = [
     "runs_sweep",
     "secret_delete",
     "secret_set",
+    "template_install",
     "workflow_create",
     "workflow_delete",
     "workflow_publish",

@@ -17,7 +17,14 @@ from logs.models import RunDailyStat, RunStatus, WorkflowRun
 from workflows import definition as definitions
 from workflows.models import Workflow
 from workflows.selectors import bundle_export, workflow_get
-from workflows.services import bundle_import, workflow_create, workflow_delete, workflow_update
+from workflows.services import (
+    bundle_import,
+    template_install,
+    workflow_create,
+    workflow_delete,
+    workflow_update,
+)
+from workflows.templates_library import template_list
 
 from .access import EDITOR, can_edit, forbidden, page, role_required
 
@@ -136,6 +143,7 @@ def _list_page(request, *, create_form=None, import_form=None, status=200):
             "query": query,
             "create_form": create_form or WorkflowCreateForm(auto_id="new_%s"),
             "import_form": import_form or WorkflowImportForm(auto_id="import_%s"),
+            "templates": template_list(),
             "total": Workflow.objects.count(),
         },
         section="workflows",
@@ -165,6 +173,25 @@ def workflow_list(request):
             messages.success(request, f"Workflow {workflow.name} created. Add parameters and steps, then save.")
             return redirect("workflow-edit", name=workflow.name)
     return _list_page(request, create_form=form, status=400)
+
+
+@require_POST
+def workflow_from_template(request):
+    """Install a ready-made template (its data types merged into yours) and open its first workflow."""
+    if not can_edit(request.user):
+        return forbidden(request, needed=EDITOR, section="workflows")
+    try:
+        installed = template_install(slug=request.POST.get("template", ""), publish=False, user=request.user)
+    except NotFoundError as exc:
+        raise Http404(exc.message) from None
+    except (ConflictError, ValidationError) as exc:
+        messages.error(request, exc.message)
+        for path, message in getattr(exc, "fields", {}).items():
+            messages.error(request, f"{path}: {message}")
+        return redirect("workflows-page")
+    names = ", ".join(workflow.name for workflow in installed)
+    messages.success(request, f"Template installed as drafts: {names}. Test-run it, then publish.")
+    return redirect("workflow-edit", name=installed[0].name)
 
 
 def _import(request):
