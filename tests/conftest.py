@@ -1,10 +1,15 @@
 """Shared fixtures, and the rule that CI may skip nothing."""
 import os
 import socket
+import time
+from types import SimpleNamespace
+from uuid import uuid4
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.db import connection
+
+from workflows.actions.base import StepContext
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -115,3 +120,20 @@ def _fresh_definition_cache():
     version_definition.cache_clear()
     yield
     version_definition.cache_clear()
+
+
+@pytest.fixture
+def make_context():
+    """make_context(**overrides) -> a StepContext for step 0 of a stand-in run, 60 s to go."""
+
+    def make(**overrides):
+        values = {
+            "run": SimpleNamespace(id=uuid4()),
+            "step": SimpleNamespace(index=0, key="s"),
+            "attempt": 1,
+            "deadline": time.monotonic() + 60,
+        }
+        values.update(overrides)
+        return StepContext(**values)
+
+    return make

@@ -1,14 +1,10 @@
 """Fixtures for the scheduler tests: workflows, a broker stand-in, and running queued runs inline."""
-import time
-from types import SimpleNamespace
-from uuid import uuid4
 
 import pytest
 from django.db import transaction
 
 from logs.models import RunStatus, WorkflowRun
 from tests.integration.conftest import processes  # noqa: F401 - real worker and beat, for test_integration
-from workflows.actions.base import StepContext
 from workflows.engine import run_execute
 from workflows.services import workflow_create, workflow_publish
 
@@ -58,23 +54,6 @@ def drain(sent):
         return list(WorkflowRun.objects.filter(id__in=executed).order_by("created"))
 
     return run_all
-
-
-@pytest.fixture
-def make_context():
-    """make_context(**overrides) -> a StepContext for step 0 of a stand-in run, 60 s to go."""
-
-    def make(**overrides):
-        values = {
-            "run": SimpleNamespace(id=uuid4()),
-            "step": SimpleNamespace(index=0, key="s"),
-            "attempt": 1,
-            "deadline": time.monotonic() + 60,
-        }
-        values.update(overrides)
-        return StepContext(**values)
-
-    return make
 
 
 def committed(function, *args, **kwargs):

@@ -1,30 +1,8 @@
 """Fixtures for action tests: a StepContext factory, a real SMTP server on loopback, no traffic elsewhere."""
 import ipaddress
 import socket
-import time
-from types import SimpleNamespace
-from uuid import uuid4
 
 import pytest
-
-from workflows.actions.base import StepContext
-
-
-@pytest.fixture
-def make_context():
-    """make_context(**overrides) -> a StepContext for step 0 ("s") of a stand-in run, 60 s to go."""
-
-    def make(**overrides):
-        values = {
-            "run": SimpleNamespace(id=uuid4()),
-            "step": SimpleNamespace(index=0, key="s"),
-            "attempt": 1,
-            "deadline": time.monotonic() + 60,
-        }
-        values.update(overrides)
-        return StepContext(**values)
-
-    return make
 
 
 @pytest.fixture(autouse=True)
