@@ -441,3 +441,110 @@ CELERY_BEAT_SCHEDULE["engine-room-prune-files"] = {
 }
 # fontTools (under fpdf2) logs every PDF's font subsetting at INFO; only its warnings are news.
 LOGGING["loggers"]["fontTools"] = {"level": "WARNING"}
+
+# --- Reliability and security (issue 7) -----------------------------------------------------
+# docs/security.md and docs/reliability.md say what each of these protects and which test proves it.
+from django.utils.csp import CSP  # noqa: E402  (settings are read top to bottom; this block is appended)
+
+INSTALLED_APPS += ["audit"]
+# The CSP header on every response; the audit middleware lets model signals name who acted.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "django.middleware.csp.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "audit.context.AuditContextMiddleware")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+
+# Sign-in throttling (config/login.py): failures per username and IP, and per IP, within the lockout period.
+AUTHENTICATION_BACKENDS = ["config.login.ThrottledModelBackend"]
+ENGINE_ROOM_LOGIN_MAX_FAILURES = env.int("ENGINE_ROOM_LOGIN_MAX_FAILURES", default=5)
+ENGINE_ROOM_LOGIN_MAX_FAILURES_PER_IP = env.int("ENGINE_ROOM_LOGIN_MAX_FAILURES_PER_IP", default=50)
+ENGINE_ROOM_LOGIN_LOCKOUT_SECONDS = env.int("ENGINE_ROOM_LOGIN_LOCKOUT_SECONDS", default=900)
+
+# The audit log (audit/): kept this long, pruned daily.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+CELERY_BEAT_SCHEDULE["engine-room-prune-audit"] = {
+    "task": "audit.tasks.audit_prune",
+    "schedule": 24 * 3600.0,
+    "options": {"queue": QUEUE_DEFAULT, "expires": 3600},
+}
+
+# Heartbeats for /healthz and /metrics (config/heartbeat.py): beat sends a heartbeat task to each
+# queue; a heartbeat older than ..._STALE_SECONDS marks its worker (or beat) as down.
+CELERY_IMPORTS = ["config.heartbeat"]
+ENGINE_ROOM_HEARTBEAT_SECONDS = env.float("ENGINE_ROOM_HEARTBEAT_SECONDS", default=10.0)
+ENGINE_ROOM_HEARTBEAT_STALE_SECONDS = env.float("ENGINE_ROOM_HEARTBEAT_STALE_SECONDS", default=60.0)
+for _kind, _queue in (("interactive", QUEUE_INTERACTIVE), ("default", QUEUE_DEFAULT), ("bulk", QUEUE_BULK)):
+    CELERY_BEAT_SCHEDULE[f"engine-room-heartbeat-{_kind}"] = {
+        "task": "config.heartbeat.worker_heartbeat",
+        "schedule": max(1.0, ENGINE_ROOM_HEARTBEAT_SECONDS),
+        "args": (_kind,),
+        # A heartbeat that waited in a backlog is dropped: its staleness is the news.
+        "options": {"queue": _queue, "expires": max(1.0, ENGINE_ROOM_HEARTBEAT_SECONDS)},
+    }
+
+# /metrics (config/metrics.py): scraped with this bearer token (or an admin API token).
+ENGINE_ROOM_METRICS_TOKEN = env.str("ENGINE_ROOM_METRICS_TOKEN", default="")
+ENGINE_ROOM_METRICS_WINDOW_SECONDS = env.int("ENGINE_ROOM_METRICS_WINDOW_SECONDS", default=300)
+ENGINE_ROOM_METRICS_CACHE_SECONDS = env.int("ENGINE_ROOM_METRICS_CACHE_SECONDS", default=5)
+
+# Security headers. Django's defaults already send nosniff, Referrer-Policy same-origin,
+# Cross-Origin-Opener-Policy same-origin and X-Frame-Options DENY; they are spelled out so that a
+# test pins them and nobody loosens one by accident.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+
+def _handler_hashes(*sources: str) -> list[str]:
+    """CSP hashes of inline event handlers ('unsafe-hashes' allows exactly these, nothing else inline)."""
+    import base64
+    import hashlib
+
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in sources]
+
+
+# Inline event handlers still in templates (templates/scheduler/): allowed by hash until they move
+# into static JS; tests/security/test_headers.py fails on any handler not listed here.
+ENGINE_ROOM_CSP_INLINE_HANDLERS = (
+    "return confirm('Delete this recurring event?')",
+    "document.querySelectorAll('input[name=ids]').forEach(box => box.checked = this.checked)",
+)
+# Content-Security-Policy: scripts and styles from this origin only (static/vendor holds htmx,
+# Chart.js, Sortable), a per-response nonce for the few inline blocks (Swagger UI), no framing,
+# forms post only here. Style attributes stay allowed (progress bars set widths inline).
+_CSP_POLICY = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE, CSP.UNSAFE_HASHES, *_handler_hashes(*ENGINE_ROOM_CSP_INLINE_HANDLERS)],
+    # The hash is htmx's own indicator stylesheet, which htmx.min.js (2.x) injects on every page;
+    # tests/security/test_csp_browser.py fails when an htmx upgrade changes it.
+    "style-src": [CSP.SELF, CSP.NONCE, "'sha256-faU7yAF8NxuMTNEwVmBz+VcYeIoBQ2EMHW3WaVxCvnk='"],
+    "style-src-attr": [CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+# ENGINE_ROOM_CSP_REPORT_ONLY=1 sends the policy as Content-Security-Policy-Report-Only instead,
+# for trying a change of it on a live deployment without breaking pages.
+if env.bool("ENGINE_ROOM_CSP_REPORT_ONLY", default=False):
+    SECURE_CSP, SECURE_CSP_REPORT_ONLY = {}, _CSP_POLICY
+else:
+    SECURE_CSP, SECURE_CSP_REPORT_ONLY = _CSP_POLICY, {}
+# drf-spectacular names enums after their field: three different "status" choice sets (runs, scheduled
+# runs, and the scheduled-run filter with "all") need names of their own, or `check --deploy` warns
+# (drf_spectacular.W001).
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
+    "RunStatusEnum": "logs.models.RunStatus",
+    "ScheduledRunStatusEnum": "scheduler.models.ScheduledRunStatus",
+    "ScheduledRunStatusFilterEnum": ["pending", "paused", "dispatched", "cancelled", "all"],
+})
+# urllib3 logs each request line at DEBUG, query string included — where a workflow may have put a
+# secret (`?key={{ secrets.X }}`). Kept at WARNING whatever LOG_LEVEL says (docs/security.md).
+LOGGING["loggers"]["urllib3"] = {"level": "WARNING"}

@@ -123,7 +123,7 @@ def parse_value(spec: dict, text: str):
         if stripped.startswith("["):
             try:
                 items = json.loads(stripped)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ValueError(f"Not a JSON list: {exc}") from None
             if not isinstance(items, list):
                 raise ValueError("Expected a JSON list.")
@@ -132,7 +132,7 @@ def parse_value(spec: dict, text: str):
     if spec["type"] == "object":
         try:
             return json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"Not valid JSON: {exc}") from None
     return text
 

@@ -115,7 +115,7 @@ def _split(text: str) -> list:
     if text.startswith("["):
         try:
             items = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             items = None
         if not isinstance(items, list):
             raise CoercionError(f"expected a list (a JSON array or comma-separated values), got {_describe(text)}")
@@ -284,7 +284,7 @@ def _object(value, source):
         if source in STRING_SOURCES and isinstance(value, str):
             return json.loads(value, parse_constant=_refuse_constant)
         return json.loads(json.dumps(value, cls=_CanonicalEncoder, allow_nan=False))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise CoercionError(f"expected JSON, got {_describe(value)}") from None
 
 
@@ -299,7 +299,7 @@ def _file(value, source):
     if source in STRING_SOURCES and isinstance(value, str) and value.lstrip().startswith("{"):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     if isinstance(value, str) and _is_file_url(value.strip()):
         return value.strip()

@@ -160,7 +160,7 @@ def _loads(text: str):
     """(True, value) when text is JSON, else (False, None)."""
     try:
         return True, json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False, None
 
 

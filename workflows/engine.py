@@ -3,13 +3,14 @@ import json
 import logging
 import threading
 import time
+import traceback
 from contextvars import ContextVar
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -32,6 +33,23 @@ current_run: ContextVar[WorkflowRun | None] = ContextVar("current_run", default=
 
 class LostClaim(Exception):
     """Another worker took the run over (our lease expired); stop without writing anything more."""
+
+
+# How long a run waits before it resumes after this worker lost its database connection.
+DATABASE_RETRY_SECONDS = 2
+
+
+def _database_lost(exc: BaseException) -> bool:
+    """Whether exc says the database connection went away (a restart, a failover, a killed backend)
+    rather than that a statement failed: no SQLSTATE, a connection exception (class 08), or the server
+    shutting the session down (57P01-57P03). Django's atomic block reconnects on exit, so the
+    connection's own state cannot tell."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def definition_for(run: WorkflowRun) -> definitions.Definition:
@@ -230,6 +248,13 @@ class Execution:
         except LostClaim:
             logger.warning("Run %s was claimed by another worker; this worker stops", run.id)
             return None
+        except (OperationalError, InterfaceError) as exc:
+            if not _database_lost(exc):
+                raise
+            logger.warning("Run %s lost its database connection at step %s; it will resume there",
+                           run.id, run.current_step, exc_info=True)
+            self._release_after_database_loss()
+            return None
         except SoftTimeLimitExceeded:
             return self._timeout()
         except ApplicationError as exc:  # a run-level error outside any step (e.g. only_when)
@@ -284,7 +309,13 @@ class Execution:
         except ApplicationError as exc:
             return self._step_failed(step, context, started, clock, rendered, exc)
         except Exception as exc:  # a bug or an outside failure we did not foresee: logged, retryable
-            logger.exception("Step %s of run %s raised", step.key, run.id)
+            if _database_lost(exc):
+                # Not the step's failure: nothing of it committed, and the run resumes at this step.
+                raise
+            # Its text may hold a secret the step revealed: logged masked, with the traceback's frames.
+            logger.error("Step %s of run %s raised %s\n%s", step.key, run.id,
+                         self.secrets.mask(f"{type(exc).__name__}: {exc}"),
+                         "".join(traceback.format_tb(exc.__traceback__)))
             error = ActionError(f"Unexpected error: {type(exc).__name__}: {exc}", retryable=True)
             return self._step_failed(step, context, started, clock, rendered, error)
         self.outputs[step.key] = output
@@ -401,6 +432,25 @@ class Execution:
             )
         self.run.refresh_from_db()
         return self.run
+
+    def _release_after_database_loss(self) -> None:
+        """Put the run back in the queue to resume at its current step; if the database is still
+        away, the lease expires instead and the sweeper resends the run."""
+        from workflows.services.runs import dispatch
+
+        connection.close()  # the broken connection: the next query opens a new one
+        try:
+            released = WorkflowRun.objects.filter(
+                id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
+            ).update(
+                status=RunStatus.QUEUED, lease_expires_at=None,
+                not_before=timezone.now() + timedelta(seconds=DATABASE_RETRY_SECONDS),
+            )
+        except (OperationalError, InterfaceError):
+            logger.warning("Run %s stays with the sweeper: the database is still unavailable", self.run.id)
+            return
+        if released:
+            dispatch(self.run.id, self.run.queue, DATABASE_RETRY_SECONDS, self.definition.timeout_seconds)
 
     def _finish(self, status, error_code="", error="") -> WorkflowRun:
         run = self.run

@@ -17,12 +17,22 @@ class ApiSchema(AutoSchema):
         return type(serializer).__qualname__.replace(".", "")
 
 
+class JsonBodyParser(JSONParser):
+    """DRF's JSON parser; JSON nested past Python's recursion limit is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
 class ManagementApi(APIView):
     """Session or API token (DRF settings), per-principal and per-IP rate limits, JSON bodies."""
 
     permission_classes = (IsViewer,)
     throttle_classes = (PrincipalRateThrottle, IpRateThrottle)
-    parser_classes = (JSONParser,)
+    parser_classes = (JsonBodyParser,)
     schema = ApiSchema()
     # Set by api_endpoints.routing.by_method: every method of the route, for the Allow header.
     route_methods = None

@@ -59,7 +59,7 @@ class WorkflowImportForm(forms.Form):
             raise forms.ValidationError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB.")
         try:
             document = json.loads(upload.read().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise forms.ValidationError(f"This is not a JSON file: {exc}") from None
         if not isinstance(document, dict):
             raise forms.ValidationError("The file must hold one workflow or a bundle (a JSON object).")
