@@ -1,0 +1,1 @@
+"""Benchmarks of Engine Room against bare Django + DRF + Celery, run by `make bench` (bench/run.py)."""

@@ -1,0 +1,267 @@
+"""The results as a table (printed) and as bench/BENCHMARKS.md, with baselines, ratios and targets."""
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+OPTIMISATIONS = Path(__file__).resolve().parent / "optimisations"
+REST_PROCESSES = ("web", "worker_interactive", "worker", "beat")
+
+
+def as_dict(results) -> dict:
+    return dataclasses.asdict(results)
+
+
+def _get(results, key: str, field: str):
+    value = results.figures.get(key, {}).get(field)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _num(value, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _ratio(value, base) -> float | None:
+    if value is None or not base:
+        return None
+    return value / base
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("met" if ok else "**missed**")
+
+
+def rest_memory(results) -> float | None:
+    moments = [results.memory.get(name, {}).get("after start") for name in REST_PROCESSES]
+    return sum(moments) if all(m is not None for m in moments) else None
+
+
+def rows(results) -> list[tuple[str, str, str, str, str, str]]:
+    """(figure, Engine Room, baseline in the same run, ratio, target, verdict) for the headline table."""
+    out = []
+
+    def ratio_row(label, key, field, base_field, target_ratio, unit, digits=0, target_text=None):
+        value, base = _get(results, key, field), _get(results, key, base_field)
+        ratio = _ratio(value, base)
+        ok = None if ratio is None else ratio >= target_ratio
+        out.append((label, _num(value, unit, digits), _num(base, unit, digits),
+                    "—" if ratio is None else f"{ratio:.0%}", target_text or f"≥ {target_ratio:.0%}", _verdict(ok)))
+
+    for connections in (16, 64):
+        key = f"intake_c{connections}"
+        if key in results.figures:
+            f = results.figures[key]
+            value = f"{f['rps']:,.0f} req/s (p50 {f['p50_ms']:.1f} / p99 {f['p99_ms']:.1f} ms)"
+            base = f"{f['base_rps']:,.0f} req/s (p50 {f['base_p50_ms']:.1f} / p99 {f['base_p99_ms']:.1f} ms)"
+            ratio = f["rps"] / f["base_rps"]
+            out.append((f"1. Webhook intake burst, async 202, {connections} connections", value, base,
+                        f"{ratio:.0%}", "≥ 60%", _verdict(ratio >= 0.6)))
+    if _get(results, "sustained", "rate") is not None:
+        ratio_row("1. Sustained webhook → finished 3-step run, web + workers on 2 cores", "sustained", "rate",
+                  "base_rate", 0.6, " runs/s")
+    sync = results.figures.get("sync", {})
+    if "p50_ms" in sync:
+        base = (f"p50 {sync['base_p50_ms']:.1f} / p99 {sync['base_p99_ms']:.1f} ms"
+                if "base_p50_ms" in sync else "—")
+        ok = sync["p50_ms"] <= 20 and sync["p99_ms"] <= 60
+        out.append(("2. Three-step sync call, idle (1,000 sequential)",
+                    f"p50 {sync['p50_ms']:.1f} / p99 {sync['p99_ms']:.1f} ms", base + " (raw Celery round trip)",
+                    "—", "p50 ≤ 20 ms, p99 ≤ 60 ms", _verdict(ok)))
+    inline = results.figures.get("inline", {})
+    if sync.get("overhead_per_step_ms") is not None or inline:
+        value = sync.get("overhead_per_step_ms")
+        if value is None:
+            value = inline.get("overhead_per_step_p50_ms")
+        detail = f"{value:.2f} ms"
+        if inline:
+            detail += f" (inline: {inline['overhead_per_step_p50_ms']:.2f} ms)"
+        out.append(("2. Engine overhead per step (run time − actions' own time)", detail, "—", "—", "≤ 1 ms",
+                    _verdict(value <= 1.0)))
+    if _get(results, "drain", "rate") is not None:
+        ratio_row("3. Run drain: queued 3-step runs, Procfile worker", "drain", "rate", "base_rate", 0.5,
+                  " /s", target_text="≥ 50% of no-op drain")
+    bulk = results.figures.get("bulk", {})
+    if bulk:
+        out.append((f"4. List of {bulk['items']:,}: scheduled (the step's time)", f"{bulk['schedule_step_s']:.2f} s",
+                    "—", "—", "≤ 5 s", _verdict(bulk["schedule_step_s"] <= 5)))
+        base = _get(results, "drain", "base_rate")
+        ratio = _ratio(bulk["items_per_s"], base)
+        finished = bulk.get("finished", bulk["items"])
+        when = (f"all {finished:,} finished {bulk['call_to_all_finished_s']:.1f} s after the call"
+                if finished >= bulk["items"] else f"stopped with {finished:,} finished")
+        out.append((f"4. List of {bulk['items']:,}: items run",
+                    f"{bulk['items_per_s']:,.0f} items/s ({when})",
+                    _num(base, " tasks/s") + (" (no-op drain)" if base else ""),
+                    "—" if ratio is None else f"{ratio:.0%}", "≥ 50% of no-op drain",
+                    _verdict(None if ratio is None else ratio >= 0.5)))
+    big = results.figures.get("big_list", {})
+    if big:
+        out.append((f"4. List of {big['items']:,} scheduled by one run",
+                    f"{big['status']} in {big['run_s']:.1f} s ({big['rows']:,} rows)", "—", "—",
+                    "the calling run does not fail", _verdict(big["status"] == "succeeded")))
+    single = results.figures.get("due_single", {})
+    if single:
+        out.append(("5. One-off run due alone: due → enqueued",
+                    f"p50 {single['dispatch_p50_s']:.2f} / p99 {single['dispatch_p99_s']:.2f} s "
+                    f"(started: p99 {single['start_p99_s']:.2f} s)", "—", "—", "p99 ≤ 1 s",
+                    _verdict(single["dispatch_p99_s"] <= 1)))
+    same = results.figures.get("due_same_second", {})
+    if same:
+        out.append((f"5. {same['count']:,} one-off runs due in the same second: due → enqueued",
+                    f"p50 {same['dispatch_p50_s']:.2f} / p99 {same['dispatch_p99_s']:.2f} s "
+                    f"(started: p50 {same['start_p50_s']:.2f} / p99 {same['start_p99_s']:.2f} s)", "—", "—",
+                    "p99 ≤ 2 s", _verdict(same["dispatch_p99_s"] <= 2)))
+    interval = results.figures.get("interval", {})
+    if interval:
+        out.append(("5. Interval event every second: slot → run started",
+                    f"p50 {interval['start_p50_s']:.2f} / p99 {interval['start_p99_s']:.2f} s "
+                    f"({interval['fires']} fires)", "—", "—", "(reported)", "—"))
+    isolation = results.figures.get("isolation", {})
+    if isolation and "p99_ms" in sync:
+        ratio = isolation["p99_ms"] / sync["p99_ms"]
+        out.append((f"6. Sync p99 while a {isolation['items']:,}-item batch drains",
+                    f"p50 {isolation['p50_ms']:.1f} / p99 {isolation['p99_ms']:.1f} ms",
+                    f"idle p99 {sync['p99_ms']:.1f} ms", f"{ratio:.1f}×", "≤ 3× idle p99", _verdict(ratio <= 3)))
+    scale = results.figures.get("scale_out", {})
+    if "rate" in scale:
+        one = _get(results, "drain", "rate")
+        gain = f"; ×{scale['rate'] / one:.2f} vs one worker" if one else ""
+        ratio_row("7. Scale-out drain: two worker processes × 1, separate queues", "scale_out", "rate",
+                  "base_rate", 0.5, " /s", target_text="(reported)" + gain)
+        out[-1] = out[-1][:5] + ("—",)
+    rest = rest_memory(results)
+    if rest is not None:
+        parts = ", ".join(f"{name} {results.memory[name]['after start']:.0f}" for name in REST_PROCESSES)
+        base = sum(results.memory.get(n, {}).get("after start", 0) for n in ("baseline web", "baseline worker"))
+        out.append(("8. Memory at rest, PSS (web --preload + 2 workers + beat)", f"{rest:.0f} MB ({parts})",
+                    f"{base:.0f} MB (web + worker)" if base else "—", "—", "≤ 400 MB", _verdict(rest <= 400)))
+    queries = results.figures.get("queries", {})
+    if queries:
+        out.append(("8. SQL queries per async webhook call / per step / per run",
+                    f"{queries['webhook_call']} / {queries['per_step']:g} / {queries['per_run']:g} "
+                    f"({queries['commits_three_steps']} commits for 3 steps)", "—", "—", "(reported)", "—"))
+    return out
+
+
+def table(results) -> str:
+    header = ("figure", "Engine Room", "baseline, same run", "ratio", "target", "")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(results)]
+    return "\n".join(lines)
+
+
+def _memory_table(results) -> str:
+    moments: list[str] = []
+    for by_moment in results.memory.values():
+        for moment in by_moment:
+            if moment not in moments:
+                moments.append(moment)
+    lines = ["| process | " + " | ".join(moments) + " |", "|---|" + "---|" * len(moments)]
+    for name, by_moment in results.memory.items():
+        lines.append(f"| {name} | " + " | ".join(_num(by_moment.get(m), "", 0) for m in moments) + " |")
+    return "\n".join(lines)
+
+
+def _details(results) -> str:
+    return "\n".join(f"- `{key}`: `{json.dumps(value, default=str)}`" for key, value in results.figures.items())
+
+
+def _optimisations() -> str:
+    """One section per measured optimisation (bench/optimisations/*.json), before and after."""
+    if not OPTIMISATIONS.is_dir():
+        return "None recorded yet."
+    sections = []
+    for path in sorted(OPTIMISATIONS.glob("*.json")):
+        data = json.loads(path.read_text())
+        lines = [f"### {data['title']}", "", data.get("what", ""), ""]
+        if data.get("diff"):
+            lines.append(f"Diff: [`{data['diff']}`](optimisations/{data['diff']}). Status: {data.get('status', 'proposed')}.")
+            lines.append("")
+        lines += ["| figure | before | after | change |", "|---|---|---|---|"]
+        for figure in data["figures"]:
+            before, after = figure["before"], figure["after"]
+            change = f"{(after - before) / before:+.0%}" if before else "—"
+            unit = figure.get("unit", "")
+            lines.append(f"| {figure['name']} | {before:,.2f}{unit} | {after:,.2f}{unit} | {change} |")
+        if data.get("notes"):
+            lines += ["", data["notes"]]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections) or "None recorded yet."
+
+
+def write_markdown(results, path: Path) -> None:
+    machine, versions = results.machine, results.versions
+    version_text = ", ".join(f"{name} {value}" for name, value in versions.items())
+    notes = "\n".join(f"- {note}" for note in results.notes) or "- none"
+    text = f"""# Engine Room benchmarks
+
+Written by `make bench` (`bench/run.py`) on {results.started}; the whole run took {results.seconds:.0f} s.
+Every baseline is measured in the same run, on the same machine, with the same gunicorn and Celery command
+lines (taken from the `Procfile`), the same PostgreSQL and Redis. Ratios are Engine Room ÷ baseline;
+targets are issue 8's. Medians of {results.figures.get('intake_c16', {}).get('repeats') and len(results.figures['intake_c16']['repeats']) or 1}
+repeats for the intake figures; the latency figures are percentiles over every call.
+
+**Machine:** {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('memory_gb')} GB RAM, Linux
+{machine.get('kernel')}; load average at start {machine.get('load_at_start')}. Everything (web, workers, beat,
+PostgreSQL, Redis and the load generator) shares these cores.
+
+**Versions:** {version_text}.
+
+## Headline
+
+{table(results)}
+
+## How each figure is measured
+
+- **Stack**: the `Procfile`'s `web` (gunicorn gthread, 2 workers × 8 threads, `--preload`, access log on),
+  `worker_interactive` (1 process), `worker` (`default,bulk`, concurrency 2) and `beat`, with
+  `ENGINE_ROOM_ENV=production` (DEBUG off), its own PostgreSQL database, Redis database and queue prefix.
+  The per-token rate limit is raised for the load (it is still checked on every call).
+- **Baseline** (`bench/baseline/`): a bare Django + DRF project (no sessions/auth middleware) whose endpoint
+  validates the same three typed fields with a serializer and enqueues a no-op task; its worker task
+  inserts one row; served by the same Procfile lines with only the WSGI module / Celery app swapped.
+- **1. Intake burst**: `wrk` (1 thread, keep-alive) POSTs the same JSON body for {results.figures.get('intake_c16', {}).get('repeats') and 'the burst time' or ''} at 16
+  and 64 connections, no worker running; baseline and Engine Room alternate. **Sustained**: 16 connections
+  with every process running; runs finished (Engine Room) or tasks completed (baseline: accepted minus what
+  is still queued or unacknowledged) per second of load.
+- **2. Sync**: 1,000 sequential calls on one keep-alive connection to a `response: sync` workflow
+  (`set_values` → `find_records` → `return_response`); the baseline endpoint enqueues a task that inserts a
+  row and wakes the web thread over Redis pub/sub (the mechanism Engine Room's sync waits use). **Overhead
+  per step** = (median run duration from the run log − median time inside the three `action.run()` calls,
+  timed in-process) ÷ 3; "inline" runs the engine in the benchmark process and times `action.run()` directly.
+- **3. Drain**: N runs written with `run_enqueue` while the worker is stopped, then the `worker` line
+  starts; first run started → last run finished. Baseline: N no-op tasks between two timestamp tasks.
+- **4. Bulk**: an async webhook run does `find_records` (N records) → `schedule_workflow_on_list`; the
+  scheduling time is that step's logged duration; items run the two-step `bench_item` (set_values →
+  update_record) dispatched by beat's 1 s dispatcher. The 100,000-item list is spaced a day apart (only the
+  first comes due) and cancelled afterwards.
+- **5. Accuracy**: one-off runs due alone (1.3 s apart) and an `every 1 seconds` recurring event at the same
+  time; then N `ScheduledRun` rows due in the same whole second. Enqueued = the row's `dispatched_at`;
+  started = the run's `started_at`.
+- **6. Isolation**: sequential sync calls (interactive queue) while a list batch drains on the bulk queue.
+- **7. Scale-out**: the drain of 3 with two `worker` processes × 1 child on separate queues (the shape of N
+  worker machines); the baseline does the same with no-op tasks. See `docs/scaling.md`.
+- **8. Footprint**: PSS from `/proc/<pid>/smaps_rollup`, summed over each process tree. Queries counted with
+  Django's `CaptureQueriesContext` in the benchmark process (see `tests/test_structure.py`).
+
+## Memory (PSS, MB)
+
+{_memory_table(results)}
+
+## Notes from this run
+
+{notes}
+
+## Optimisations: before and after
+
+{_optimisations()}
+
+## Raw figures
+
+{_details(results)}
+"""
+    path.write_text(text)
