@@ -137,3 +137,22 @@ def make_context():
         return StepContext(**values)
 
     return make
+
+
+# One Playwright (one event loop in this thread) for the whole session: a second sync_playwright()
+# beside a live one fails, so every browser test, in any folder, shares this one.
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session; each test gets its own context."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)")
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+    playwright.stop()

@@ -14,20 +14,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole session; each test gets its own context."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-    playwright.stop()
-
-
 @pytest.fixture
 def page(browser, live_server):
     """A fresh page (own cookies) at 1280×800 that fails on any 4xx/5xx answer from our server."""

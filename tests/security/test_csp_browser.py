@@ -3,25 +3,12 @@
 import pytest
 from django.db import transaction
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from tests.browser.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-    playwright.stop()
-
-
-def test_no_page_breaks_the_policy(chromium, live_server, django_user_model, make_workflow):
+def test_no_page_breaks_the_policy(browser, live_server, django_user_model, make_workflow):
     import os
 
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM calls below run beside Playwright's loop
@@ -43,7 +30,7 @@ def test_no_page_breaks_the_policy(chromium, live_server, django_user_model, mak
     for n in (1, 2):
         scheduled_run_create(workflow=workflow, params={"n": n}, due_at=timezone.now() + timedelta(days=1))
 
-    context = chromium.new_context(base_url=live_server.url)
+    context = browser.new_context(base_url=live_server.url)
     page = context.new_page()
     violations = []
     page.on("console", lambda message: violations.append(f"{page.url}: {message.text}")
