@@ -193,7 +193,25 @@ def _optimisations() -> str:
     return "\n\n".join(sections) or "None recorded yet."
 
 
+def _after() -> str:
+    """The headline of a full run made on a copy of the tree with the proposed optimisations applied."""
+    path = OPTIMISATIONS / "full-run-with-optimisations.json"
+    if not path.exists():
+        return "Not recorded."
+    from bench.figures import Results
+
+    data = json.loads(path.read_text())
+    applied = data.pop("applied", "")
+    after = Results(**data)
+    return (f"A full `bench/run.py` on a copy of the tree with {applied} applied, on {after.started} "
+            f"(load average at start {after.machine.get('load_at_start')}); its baselines are its own.\n\n"
+            + table(after))
+
+
 def write_markdown(results, path: Path) -> None:
+    from bench.figures import SIZES, Size
+
+    size = Size(**results.limits) if results.limits else SIZES[results.size]
     machine, versions = results.machine, results.versions
     version_text = ", ".join(f"{name} {value}" for name, value in versions.items())
     notes = "\n".join(f"- {note}" for note in results.notes) or "- none"
@@ -202,12 +220,15 @@ def write_markdown(results, path: Path) -> None:
 Written by `make bench` (`bench/run.py`) on {results.started}; the whole run took {results.seconds:.0f} s.
 Every baseline is measured in the same run, on the same machine, with the same gunicorn and Celery command
 lines (taken from the `Procfile`), the same PostgreSQL and Redis. Ratios are Engine Room ÷ baseline;
-targets are issue 8's. Medians of {results.figures.get('intake_c16', {}).get('repeats') and len(results.figures['intake_c16']['repeats']) or 1}
-repeats for the intake figures; the latency figures are percentiles over every call.
+targets are issue 8's. The intake figures are medians of {size.burst_repeats} (burst) and {size.sustained_repeats}
+(sustained) repeats; latency figures are percentiles over every call; drains and lists stop waiting after
+{size.drain_cap_s:.0f} s and then give the rate of what finished.
 
 **Machine:** {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('memory_gb')} GB RAM, Linux
-{machine.get('kernel')}; load average at start {machine.get('load_at_start')}. Everything (web, workers, beat,
-PostgreSQL, Redis and the load generator) shares these cores.
+{machine.get('kernel')}; load average at start {machine.get('load_at_start')}, at the end
+{machine.get('load_at_end', '—')}. Everything (web, workers, beat, PostgreSQL, Redis and the load generator)
+shares these cores, and so did whatever else ran on the machine: a load average above ~1 at the start
+means other work was competing, and every figure (the baselines too) is lower for it.
 
 **Versions:** {version_text}.
 
@@ -224,7 +245,7 @@ PostgreSQL, Redis and the load generator) shares these cores.
 - **Baseline** (`bench/baseline/`): a bare Django + DRF project (no sessions/auth middleware) whose endpoint
   validates the same three typed fields with a serializer and enqueues a no-op task; its worker task
   inserts one row; served by the same Procfile lines with only the WSGI module / Celery app swapped.
-- **1. Intake burst**: `wrk` (1 thread, keep-alive) POSTs the same JSON body for {results.figures.get('intake_c16', {}).get('repeats') and 'the burst time' or ''} at 16
+- **1. Intake burst**: `wrk` (1 thread, keep-alive) POSTs the same JSON body for {size.burst_seconds:g} s at 16
   and 64 connections, no worker running; baseline and Engine Room alternate. **Sustained**: 16 connections
   with every process running; runs finished (Engine Room) or tasks completed (baseline: accepted minus what
   is still queued or unacknowledged) per second of load.
@@ -233,8 +254,10 @@ PostgreSQL, Redis and the load generator) shares these cores.
   row and wakes the web thread over Redis pub/sub (the mechanism Engine Room's sync waits use). **Overhead
   per step** = (median run duration from the run log − median time inside the three `action.run()` calls,
   timed in-process) ÷ 3; "inline" runs the engine in the benchmark process and times `action.run()` directly.
-- **3. Drain**: N runs written with `run_enqueue` while the worker is stopped, then the `worker` line
-  starts; first run started → last run finished. Baseline: N no-op tasks between two timestamp tasks.
+- **3. Drain**: the `worker` line is started on a queue nobody sends to, N runs are written with
+  `run_enqueue`, then the worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
+  rate is runs finished ÷ (first run started → last run finished). Baseline: the same with N no-op tasks
+  between two tasks that record the time.
 - **4. Bulk**: an async webhook run does `find_records` (N records) → `schedule_workflow_on_list`; the
   scheduling time is that step's logged duration; items run the two-step `bench_item` (set_values →
   update_record) dispatched by beat's 1 s dispatcher. The 100,000-item list is spaced a day apart (only the
@@ -258,7 +281,14 @@ PostgreSQL, Redis and the load generator) shares these cores.
 
 ## Optimisations: before and after
 
+Proposed changes to files this harness does not own, each measured on a copy of the tree without and with
+its diff (`bench/optimisations/`). They are not applied in the tree this run measured.
+
 {_optimisations()}
+
+### All of O1–O3 together, full size
+
+{_after()}
 
 ## Raw figures
 

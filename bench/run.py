@@ -1,6 +1,7 @@
 """`make bench`: measure Engine Room and the bare baseline in one run, print the table, write BENCHMARKS.md."""
 import argparse
 import atexit
+import dataclasses
 import json
 import os
 import shutil
@@ -69,7 +70,7 @@ def _versions() -> dict:
         **packages,
         "postgresql": stack.psql("SHOW server_version"),
         "redis_server": redis_client.Redis.from_url(stack.REDIS_URL).info("server")["redis_version"],
-        "wrk": (wrk.stdout + wrk.stderr).split("\n")[0].split(" [")[0],
+        "wrk": (wrk.stdout + wrk.stderr).split("\n")[0].split(" [")[0].removeprefix("wrk "),
     }
 
 
@@ -116,7 +117,8 @@ def main() -> int:
     from bench.figures import SIZES, Bench, Results
 
     size = SIZES[args.size]
-    results = Results(size=size.name, started=datetime.now(UTC).isoformat(timespec="seconds"), machine=_machine())
+    results = Results(size=size.name, started=datetime.now(UTC).isoformat(timespec="seconds"), machine=_machine(),
+                      limits=dataclasses.asdict(size))
     began = time.monotonic()
     print(f"Engine Room benchmark ({size.name}); logs in {tmp}", flush=True)
     stack.database_create()
@@ -182,6 +184,7 @@ def main() -> int:
         bench.memory_all("at the end")
     finally:
         results.seconds = round(time.monotonic() - began, 1)
+        results.machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     from bench import report
 
     print()
