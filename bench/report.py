@@ -175,7 +175,7 @@ def _optimisations() -> str:
     if not OPTIMISATIONS.is_dir():
         return "None recorded yet."
     sections = []
-    for path in sorted(OPTIMISATIONS.glob("*.json")):
+    for path in sorted(OPTIMISATIONS.glob("O*.json")):
         data = json.loads(path.read_text())
         lines = [f"### {data['title']}", "", data.get("what", ""), ""]
         if data.get("diff"):

@@ -107,6 +107,11 @@ def main() -> int:
                 stack.database_drop()
             except RuntimeError as exc:
                 print(f"Could not drop the benchmark database: {exc}", file=sys.stderr)
+            try:
+                # The bench's own Redis database number: nothing else uses it.
+                __import__("redis").Redis.from_url(stack.REDIS_URL).flushdb()
+            except Exception as exc:  # Redis gone: nothing of ours is left in it to clean
+                print(f"Could not empty Redis database {stack.REDIS_DB}: {exc}", file=sys.stderr)
             shutil.rmtree(tmp, ignore_errors=True)
 
     atexit.register(cleanup)
