@@ -146,11 +146,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # One redis-py client per channel instead of one per publish and per ack (config/broker.py).
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 
 if REDIS_AVAILABLE:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's backend with one redis-py client per pool instead of one per call (config/cache.py).
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("ENGINE_ROOM_CACHE_PREFIX", default="er"),
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
@@ -178,6 +182,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set: a new PostgreSQL connection per run. config/celery.py applies CONN_MAX_AGE instead.
+CELERY_DB_REUSE_MAX = 2**31
 
 # --- Engine limits (all overridable per process, so drills can set them for real workers) ----
 ENGINE_ROOM_LEASE_SECONDS = env.int("ENGINE_ROOM_LEASE_SECONDS", default=30)
