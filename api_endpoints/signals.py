@@ -4,6 +4,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
+from logs.models import RunTrigger
 from logs.signals import run_answered, run_finished
 from workflows.models import Workflow
 
@@ -47,6 +48,8 @@ def token_workflows_changed(sender, instance, **kwargs):
 @receiver(run_answered, dispatch_uid="api_endpoints.wake_answered_callers")
 @receiver(run_finished, dispatch_uid="api_endpoints.wake_sync_callers")
 def wake_sync_callers(sender, run, **kwargs):
+    if run.trigger != RunTrigger.WEBHOOK:
+        return  # only webhook calls wait for their run: no one listens on the others' channels
     # Runs in the worker that finished (or answered) the run; the waiting web process sleeps on this channel.
     # After commit, so that the woken caller reads the finished row.
     transaction.on_commit(lambda: run_changed(run.id))

@@ -54,6 +54,9 @@ class WorkflowRun(models.Model):
     not_before = models.DateTimeField(null=True, blank=True)
     # Deferred by its workflow's max_concurrency (not by a retry backoff): a finishing run resends it.
     waits_for_slot = models.BooleanField(default=False)
+    # The definition's max_concurrency when the run was queued (0: none), so that the claim of an
+    # unlimited run is one statement (workflows/engine.py, _claim).
+    max_concurrency = models.PositiveIntegerField(db_default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Incremented on every claim; a worker whose claim was taken over cannot commit another step.
     claim = models.PositiveIntegerField(default=0)

@@ -115,11 +115,13 @@ def smtp_server(settings):
 @pytest.fixture(autouse=True)
 def _fresh_definition_cache():
     """Published versions are cached by id for the process; test databases reuse ids, production never does."""
-    from workflows.selectors import version_definition
+    from workflows.selectors import version_definition, version_number
 
     version_definition.cache_clear()
+    version_number.cache_clear()
     yield
     version_definition.cache_clear()
+    version_number.cache_clear()
 
 
 @pytest.fixture

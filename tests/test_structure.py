@@ -1,5 +1,5 @@
 """Structural properties the benchmarks rely on (bench/BENCHMARKS.md), counted rather than timed:
-statements per webhook call, statements per step, and at most one commit per step."""
+statements per webhook call, statements per run and per step, and at most one commit per step."""
 import json
 
 import pytest
@@ -13,20 +13,18 @@ from bench.fixtures import BODY, BUNDLE
 from datastore.models import DataType, Record
 from datastore.services import record_create
 from logs.models import RunTrigger, StepRun, WorkflowRun
+from logs.signals import run_answered
 from workflows import engine
 from workflows.models import Workflow
-from workflows.selectors import version_definition
+from workflows.selectors import version_definition, version_number
 from workflows.services import bundle_import, run_enqueue
 
 # Real transactions, not the test case's savepoints: the commits counted are the ones production makes.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# What one engine step may cost besides its BEGIN and COMMIT: the run row moved forward and the
-# StepRun inserted, plus the check for a cancel request between steps.
-MAX_STATEMENTS_PER_STEP = 3
-# What a run costs besides its steps: the claim (read, conditional update) and the finish (update,
-# and at most one read of the row).
-MAX_STATEMENTS_PER_RUN = 4
+# What a run costs in all: the claim (one conditional UPDATE … RETURNING) and its end (one UPDATE of
+# the run row, one multi-row INSERT of its step logs). Steps that only read add no statement of their own.
+MAX_STATEMENTS_PER_RUN = 3
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT")
 
 
@@ -52,7 +50,9 @@ class _Traced:
 
     def __init__(self, name: str, params: dict):
         workflow = Workflow.objects.select_related("live_version").get(name=name)
-        version_definition(workflow.live_version_id)  # cached per process, as in a worker that has run it once
+        # Cached per process, as in a worker that has run the version once.
+        version_definition(workflow.live_version_id)
+        version_number(workflow.live_version_id)
         self.run = run_enqueue(workflow=workflow, params=params, trigger=RunTrigger.MANUAL, dispatch_on_commit=False)
         self.writes: list[tuple[str, bool]] = []
         with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(self._note):
@@ -79,42 +79,85 @@ def test_an_async_webhook_call_is_one_insert_in_one_transaction(workspace):
     assert WorkflowRun.objects.count() == 2
 
 
-def test_statements_per_step_are_a_small_constant(workspace):
-    """Drain figures: a run costs a fixed number of statements plus a small constant per step."""
+def test_read_only_steps_add_no_statements_to_a_run(workspace):
+    """Drain figures: a run is claimed and ended in three statements, whether it has one step or three."""
     one = _Traced("bench_steps1", {"n": 1})
     three = _Traced("bench_steps3", {"n": 1})
-    per_step = (len(three.statements) - len(one.statements)) / 2
-    per_run = len(one.statements) - per_step
-    assert per_step <= MAX_STATEMENTS_PER_STEP, three.statements
-    assert per_run <= MAX_STATEMENTS_PER_RUN, one.statements
+    assert len(one.statements) == len(three.statements) == MAX_STATEMENTS_PER_RUN, three.statements
+    assert three.statements[0].startswith('UPDATE "logs_workflowrun"') and "RETURNING" in three.statements[0]
+    assert list(StepRun.objects.filter(run=three.run).values_list("key", flat=True)) == ["s1", "s2", "s3"]
+
+
+def test_a_run_of_read_only_steps_commits_once_with_every_log_row(workspace):
+    """At most one commit per step: three read-only steps are logged together with the run's end."""
+    three = _Traced("bench_steps3", {"n": 1})
+    assert three.commits == 1
+    step_inserts = [inside for sql, inside in three.writes if "logs_steprun" in sql]
+    assert step_inserts == [True]
+    # Outside a transaction only the run row's claim is written (one statement).
+    outside = [sql for sql, inside in three.writes if not inside]
+    assert len(outside) == 1 and outside[0].startswith('UPDATE "logs_workflowrun"'), outside
+
+
+def test_each_read_only_step_commits_when_progress_is_due_at_once(workspace, settings):
+    """ENGINE_ROOM_PROGRESS_SECONDS bounds how long finished steps stay unseen: at 0 each commits."""
+    settings.ENGINE_ROOM_PROGRESS_SECONDS = 0
+    three = _Traced("bench_steps3", {"n": 1})
+    assert three.commits == 3
     assert StepRun.objects.filter(run=three.run).count() == 3
 
 
-def test_each_step_commits_once_with_its_log_row(workspace):
-    """At most one commit per step, and every StepRun is written inside its step's transaction."""
-    three = _Traced("bench_steps3", {"n": 1})
-    assert three.commits == 3
-    step_inserts = [inside for sql, inside in three.writes if "logs_steprun" in sql]
-    assert step_inserts == [True, True, True]
-    # Outside a transaction only the run row's claim and finish are written (one statement each).
-    outside = [sql for sql, inside in three.writes if not inside]
-    assert len(outside) <= 2 and all(sql.startswith('UPDATE "logs_workflowrun"') for sql in outside), outside
-
-
 def test_a_step_that_writes_a_record_commits_it_with_its_log_row(workspace):
-    """The list item workflow (set_values → update_record): two steps, two commits, the record in the second."""
+    """The list item workflow (set_values → update_record): the record, both log rows and the run's end
+    in one transaction."""
     items = DataType.objects.get(name="bench_item")
     item = Record.objects.create(data_type=items, data={"n": 1, "score": 4})
     traced = _Traced("bench_item", {"item": {"id": str(item.id), "type": "bench_item", "n": 1, "score": 4}})
-    assert traced.commits == 2
+    assert traced.commits == 1
     record_write = [inside for sql, inside in traced.writes if "datastore_record" in sql]
     assert record_write == [True]
+    assert StepRun.objects.filter(run=traced.run).count() == 2
     item.refresh_from_db()
     assert item.data["score"] == 5
 
 
-def test_the_three_step_benchmark_workflow_commits_once_per_step(workspace):
+def test_a_write_in_the_middle_commits_the_read_only_steps_before_it(workspace):
+    """set_values → create_record → set_values: the write's transaction carries the first step's row;
+    the run's end carries the last one."""
+    bundle_import(document={"format": 1, "workflows": [{"format": 1, "name": "bench_mixed", "steps": [
+        {"key": "a", "action": "set_values", "config": {"values": {"n": 1}}},
+        {"key": "b", "action": "create_record", "config": {"type": "bench_item", "fields": {"n": "{{ steps.a.n }}"}}},
+        {"key": "c", "action": "set_values", "config": {"values": {"id": "{{ steps.b.id }}"}}},
+    ]}]})
+    traced = _Traced("bench_mixed", {})
+    assert traced.commits == 2
+    inserts = [sql for sql, inside in traced.writes if inside and sql.startswith("INSERT")]
+    assert ["datastore_record" in sql for sql in inserts] == [True, False, False]
+    assert list(StepRun.objects.filter(run=traced.run).values_list("key", flat=True)) == ["a", "b", "c"]
+
+
+def test_the_three_step_benchmark_workflow_commits_once(workspace):
     """The workflow of the sync and drain figures: set_values → find_records → return_response."""
     traced = _Traced("bench_async", dict(BODY))
-    assert traced.commits == 3
+    assert traced.commits == 1
     assert traced.run.response["body"] == {"total": 25.0, "found": 1, "plan": "pro"}
+
+
+def test_a_sync_caller_is_answered_before_the_steps_after_return_response(workspace):
+    """return_response commits the answer at once: the caller is woken while the run still runs."""
+    bundle_import(document={"format": 1, "workflows": [{"format": 1, "name": "bench_answer_first", "steps": [
+        {"key": "answer", "action": "return_response", "config": {"status": 201, "body": {"ok": True}}},
+        {"key": "later", "action": "set_values", "config": {"values": {"n": 1}}},
+    ]}]})
+    seen = []
+
+    def answered(sender, run, **kwargs):
+        seen.append(WorkflowRun.objects.values_list("status", "response").get(id=run.id))
+
+    run_answered.connect(answered, dispatch_uid="test_structure.answered")
+    try:
+        traced = _Traced("bench_answer_first", {})
+    finally:
+        run_answered.disconnect(dispatch_uid="test_structure.answered")
+    assert [(status, response["status"]) for status, response in seen] == [("running", 201)]
+    assert traced.commits == 2

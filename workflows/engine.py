@@ -1,4 +1,6 @@
 """The engine: claims a run, runs its steps in order with one commit per step, and finishes it."""
+import contextlib
+import functools
 import json
 import logging
 import threading
@@ -65,12 +67,38 @@ def _lease_until():
     return timezone.now() + timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS)
 
 
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    """queued → running for a run with no max_concurrency, returning the whole row (SQLite ≥ 3.35 too)."""
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in WorkflowRun._meta.concrete_fields)
+    return (
+        f"UPDATE {qn(WorkflowRun._meta.db_table)} SET status = %s, claim = claim + 1, lease_expires_at = %s, "
+        "started_at = COALESCE(started_at, %s), waits_for_slot = %s "
+        "WHERE id = %s AND status = %s AND max_concurrency = 0 AND (not_before IS NULL OR not_before <= %s) "
+        f"RETURNING {columns}"
+    )
+
+
 def _claim(run_id) -> WorkflowRun | None:
     """queued → running with a fresh lease and claim number; None when someone else has it, it is done,
     not yet due, or its workflow's max_concurrency slots are all taken."""
-    run = WorkflowRun.objects.select_related("workflow", "version").filter(id=run_id).first()
     now = timezone.now()
-    # A second of slack: a countdown message may arrive a moment before its not_before.
+    # The common case in one statement: an unlimited run that is queued and due (a second of slack:
+    # a countdown message may arrive a moment before its not_before).
+    fields = WorkflowRun._meta
+    when = fields.get_field("lease_expires_at")
+    params = [
+        RunStatus.RUNNING, when.get_db_prep_value(_lease_until(), connection),
+        when.get_db_prep_value(now, connection), False,
+        fields.pk.get_db_prep_value(run_id, connection), RunStatus.QUEUED,
+        when.get_db_prep_value(now + timedelta(seconds=1), connection),
+    ]
+    claimed = list(WorkflowRun.objects.raw(_claim_sql(connection.vendor), params))
+    if claimed:
+        return claimed[0]
+    # Everything else reads the row first: gone, claimed, finished, not yet due, or limited.
+    run = WorkflowRun.objects.filter(id=run_id).first()
     if run is None or run.status != RunStatus.QUEUED or (run.not_before and run.not_before > now + timedelta(seconds=1)):
         return None
     limit = definition_for(run).max_concurrency
@@ -186,7 +214,14 @@ def _json_size_capped(value):
 
 
 class Execution:
-    """One worker's pass over a claimed run, from its current step to the end (or a retry wait)."""
+    """One worker's pass over a claimed run, from its current step to the end (or a retry wait).
+
+    A step whose action writes (a record, a message, a call out) commits its effects, its log row and
+    the run's progress in one transaction. A step that only reads or computes (Action.writes False) is
+    logged in memory and committed with the next write: the next writing step, the run's end, a
+    response for a sync caller, or ENGINE_ROOM_PROGRESS_SECONDS after the last commit. A worker that
+    dies in between loses nothing but that work, which the resumed run repeats (it changed nothing).
+    """
 
     def __init__(self, run: WorkflowRun):
         from workflows.selectors import secret_reveal
@@ -197,8 +232,11 @@ class Execution:
         self.outputs = self._previous_outputs()
         elapsed = (timezone.now() - run.started_at).total_seconds()
         self.deadline = time.monotonic() + self.definition.timeout_seconds - elapsed
+        # Logged but not yet committed: step rows, their workload units, a response for the caller.
+        self.pending: list[StepRun] = []
         self.wu_pending = 0.0
-        self.response = None
+        self.answer_pending = False
+        self.committed_at = time.monotonic()
 
     # --- scope ----------------------------------------------------------------------------
     def _previous_outputs(self) -> dict:
@@ -215,12 +253,15 @@ class Execution:
         return outputs
 
     def scope(self) -> dict:
+        from workflows.selectors import version_number
+
         run = self.run
         return {
             "params": run.params,
             "steps": self.outputs,
             "run": {"id": str(run.id), "trigger": run.trigger, "depth": run.depth, "started_at": run.started_at},
-            "workflow": {"name": run.workflow_name, "version": run.version.number if run.version_id else "draft"},
+            "workflow": {"name": run.workflow_name,
+                         "version": version_number(run.version_id) if run.version_id else "draft"},
             "now": timezone.now(),
             "request": run.request or {},
             "secrets": self.secrets,
@@ -237,7 +278,8 @@ class Execution:
                 if definition.only_when and not expressions.evaluate_condition(definition.only_when, self.scope()):
                     return self._finish(RunStatus.SKIPPED, "", f"only_when was false: {definition.only_when}")
             for step in definition.steps[run.current_step :]:
-                if WorkflowRun.objects.filter(id=run.id, cancel_requested=True).exists():
+                # Noticed by the last commit (_commit): no query of its own.
+                if run.cancel_requested:
                     return self._finish(RunStatus.CANCELLED, ErrorCode.CANCELLED, "Cancelled while running.")
                 if time.monotonic() > self.deadline:
                     return self._timeout()
@@ -271,6 +313,7 @@ class Execution:
         """Run one step attempt; None to go on, or the run as it stands when the loop must stop."""
         run = self.run
         action = registry.get(step.action)
+        last = step.index == len(self.definition.steps) - 1
         context = StepContext(
             run=run,
             step=step,
@@ -284,21 +327,27 @@ class Execution:
         scope = self.scope()
         try:
             if step.only_when and not expressions.evaluate_condition(step.only_when, scope):
-                with transaction.atomic():
-                    self._commit_step(step, context, started, clock, StepStatus.SKIPPED, None, None,
-                                      skipped_reason=f"only_when was false: {step.only_when}")
+                self._log(step, context, started, clock, StepStatus.SKIPPED, None, None,
+                          skipped_reason=f"only_when was false: {step.only_when}")
                 self.outputs[step.key] = None
+                self._commit_if_due(last)
                 return None
             rendered = expressions.render(step.config, scope)
             config = action.validate_runtime(rendered)
-            if action.transactional:
+            if not action.writes:
+                output = action.run(config=config, context=context)
+                self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+            elif action.transactional:
                 with transaction.atomic():
                     output = action.run(config=config, context=context)
-                    self._commit_step(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                    self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                    # The last step's commit is also the run's end: one transaction, not two.
+                    self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
             else:
                 output = action.run(config=config, context=context)
                 with transaction.atomic():
-                    self._commit_step(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                    self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                    self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
         except LostClaim:
             raise
         except SoftTimeLimitExceeded:
@@ -321,6 +370,10 @@ class Execution:
         self.outputs[step.key] = output
         if context.terminated:
             return self._finish(RunStatus.TERMINATED)
+        if run.finished_at is not None:  # the step's commit ended the run
+            return self._finished()
+        if not action.writes:
+            self._commit_if_due(last)
         return None
 
     def _step_failed(self, step, context, started, clock, rendered, error: ApplicationError):
@@ -345,34 +398,23 @@ class Execution:
         )
 
     # --- writes ---------------------------------------------------------------------------
-    def _advance(self, **changes) -> None:
-        """Move the run row forward, only while this worker still holds the claim."""
-        updated = WorkflowRun.objects.filter(id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING).update(
-            lease_expires_at=_lease_until(), **changes
-        )
-        if not updated:
-            raise LostClaim(str(self.run.id))
-
-    def _commit_step(self, step, context, started, clock, status, rendered, output, *, skipped_reason=""):
-        """The step's StepRun and the run's progress, in the caller's transaction (one commit per step)."""
-        action = registry.get(step.action)
-        step_wu = 0.0 if status == StepStatus.SKIPPED else (
-            settings.ENGINE_ROOM_WU_COSTS["step"] + action.wu_cost + context.wu
-        )
-        wu = self.wu_pending + step_wu
-        changes = {"current_step": step.index + 1, "attempt": 1, "wu": F("wu") + wu}
+    def _log(self, step, context, started, clock, status, rendered, output, *, skipped_reason="", error=None):
+        """The step attempt's StepRun, kept for the next commit; a success or skip moves the run past it."""
+        if status == StepStatus.SKIPPED:
+            step_wu = 0.0
+        elif status == StepStatus.FAILED:
+            step_wu = settings.ENGINE_ROOM_WU_COSTS["step"] + context.wu
+        else:
+            step_wu = settings.ENGINE_ROOM_WU_COSTS["step"] + registry.get(step.action).wu_cost + context.wu
         if context.response is not None:
-            self.response = self.secrets.mask(context.response)
-            changes["response"] = self.response
-            # A sync caller may have its answer now, before the run's later steps.
-            transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=self.run))
-        self._advance(**changes)
-        self.wu_pending = 0.0
+            # A sync caller may have its answer at the next commit, before the run's later steps.
+            self.run.response = self.secrets.mask(context.response)
+            self.answer_pending = True
         if context.captured:
             # Dry-run captures (emails and calls not sent) are part of what the editor shows.
             output = {"output": output, "captured": context.captured}
-        stored_output, truncated = _json_size_capped(self.secrets.mask(output))
-        StepRun.objects.create(
+        stored_output, truncated = _json_size_capped(self.secrets.mask(output)) if output is not None else (None, False)
+        self.pending.append(StepRun(
             run=self.run,
             index=step.index,
             key=step.key,
@@ -385,36 +427,58 @@ class Execution:
             output=stored_output,
             output_truncated=truncated,
             skipped_reason=skipped_reason,
+            error_code=str(error.code) if error is not None else "",
+            error=self.secrets.mask(error.message) if error is not None else "",
             wu=step_wu,
-        )
-        self.run.current_step = step.index + 1
-        self.run.attempt = 1
+        ))
+        self.wu_pending += step_wu
+        if status != StepStatus.FAILED:
+            self.run.current_step, self.run.attempt = step.index + 1, 1
+
+    def _commit_if_due(self, last: bool) -> None:
+        """Commit what read-only steps logged when a caller waits for its answer or progress is overdue;
+        the last step's rows wait for the run's end, a moment later."""
+        if last:
+            return
+        if self.answer_pending or time.monotonic() - self.committed_at >= settings.ENGINE_ROOM_PROGRESS_SECONDS:
+            self._commit()
+
+    def _commit(self, **ending) -> None:
+        """Write the pending StepRuns and the run's progress (and its end, when given), only while this
+        worker holds the claim: one UPDATE and one multi-row INSERT, in the caller's transaction or in
+        one of their own. A cancel request is noticed here, for the loop to stop before the next step."""
+        run = self.run
+        changes = {"current_step": run.current_step, "attempt": run.attempt, "wu": F("wu") + self.wu_pending,
+                   **ending}
+        answered = self.answer_pending
+        if answered:
+            changes["response"] = run.response
+        ours = WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING)
+        # A lone UPDATE needs no transaction of its own (a run's end with nothing pending is one statement).
+        with transaction.atomic(savepoint=False) if self.pending else contextlib.nullcontext():
+            if ending:
+                updated = ours.update(**changes)
+            # Cancelled since the last commit (this one still commits), or the claim was lost: a second
+            # update tells which.
+            elif not (updated := ours.filter(cancel_requested=False).update(**changes)):
+                updated = ours.update(**changes)
+                run.cancel_requested = bool(updated)
+            if not updated:
+                raise LostClaim(str(run.id))
+            if self.pending:
+                StepRun.objects.bulk_create(self.pending)
+            if answered and not ending:
+                transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=run))
+        run.wu += self.wu_pending
+        self.pending, self.wu_pending, self.answer_pending = [], 0.0, False
+        self.committed_at = time.monotonic()
 
     def _record_failure(self, step, context, started, clock, rendered, error, *, advance: bool):
-        with transaction.atomic():
-            step_wu = settings.ENGINE_ROOM_WU_COSTS["step"] + context.wu
-            changes = {"wu": F("wu") + self.wu_pending + step_wu}
-            if advance:
-                changes.update(current_step=step.index + 1, attempt=1)
-            self._advance(**changes)
-            self.wu_pending = 0.0
-            StepRun.objects.create(
-                run=self.run,
-                index=step.index,
-                key=step.key,
-                action=step.action,
-                attempt=self.run.attempt,
-                status=StepStatus.FAILED,
-                started_at=started,
-                duration_ms=(time.perf_counter() - clock) * 1000,
-                input=_json_size_capped(self.secrets.mask(rendered))[0] if rendered is not None else None,
-                error_code=str(error.code),
-                error=self.secrets.mask(error.message),
-                wu=step_wu,
-            )
+        """Commit the failed attempt's StepRun with what was pending; on_error continue moves past it."""
+        self._log(step, context, started, clock, StepStatus.FAILED, rendered, None, error=error)
         if advance:
-            self.run.current_step = step.index + 1
-            self.run.attempt = 1
+            self.run.current_step, self.run.attempt = step.index + 1, 1
+        self._commit()
 
     def _wait_and_retry(self, backoff: float) -> WorkflowRun:
         """Put the run back in the queue with a countdown: a backoff is never slept inside a worker."""
@@ -434,7 +498,7 @@ class Execution:
         return self.run
 
     def _release_after_database_loss(self) -> None:
-        """Put the run back in the queue to resume at its current step; if the database is still
+        """Put the run back in the queue to resume at its last committed step; if the database is still
         away, the lease expires instead and the sweeper resends the run."""
         from workflows.services.runs import dispatch
 
@@ -452,25 +516,32 @@ class Execution:
         if released:
             dispatch(self.run.id, self.run.queue, DATABASE_RETRY_SECONDS, self.definition.timeout_seconds)
 
-    def _finish(self, status, error_code="", error="") -> WorkflowRun:
-        run = self.run
+    def _ending(self, status, error_code="", error="") -> dict:
+        """The columns that end the run, also set on the run object (only this worker writes it now)."""
         now = timezone.now()
-        updated = WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(
-            status=status,
-            error_code=str(error_code),
-            error=error,
-            finished_at=now,
-            duration_ms=(now - run.started_at).total_seconds() * 1000,
-            lease_expires_at=None,
-            wu=F("wu") + self.wu_pending,
-        )
-        if not updated:
-            raise LostClaim(str(run.id))
-        run.refresh_from_db()
+        ending = {
+            "status": status,
+            "error_code": str(error_code),
+            "error": error,
+            "finished_at": now,
+            "duration_ms": (now - self.run.started_at).total_seconds() * 1000,
+            "lease_expires_at": None,
+        }
+        for name, value in ending.items():
+            setattr(self.run, name, value)
+        return ending
+
+    def _finish(self, status, error_code="", error="") -> WorkflowRun:
+        self._commit(**self._ending(status, error_code, error))
+        return self._finished()
+
+    def _finished(self) -> WorkflowRun:
+        """What follows a committed end: a waiting run gets the slot, receivers hear, on_failure starts."""
+        run = self.run
         if self.definition.max_concurrency:
             _release_slot(run)
         announce_finished(run)
-        if status == RunStatus.FAILED and self.definition.on_failure:
+        if run.status == RunStatus.FAILED and self.definition.on_failure:
             self._start_failure_workflow()
         return run
 

@@ -28,6 +28,12 @@ def version_definition(version_id: int) -> definitions.Definition:
     return definitions.parse(version.definition)
 
 
+@lru_cache(maxsize=512)
+def version_number(version_id: int) -> int:
+    """A published version's number, for the run's scope (workflow.version); cached like its definition."""
+    return WorkflowVersion.objects.values_list("number", flat=True).get(id=version_id)
+
+
 def secret_reveal(name: str) -> str | None:
     """A secret's plain value, for the one expression that uses it; None when there is no such secret."""
     ciphertext = Secret.objects.filter(name=name).values_list("ciphertext", flat=True).first()

@@ -23,6 +23,7 @@ class Aggregate(Action):
     """Compute one figure over the records that match a filter, or one per value of a field."""
 
     type = "aggregate"
+    writes = False
     label = "Aggregate records"
     description = (
         "Computes count, sum, avg, min or max of a field over the records of a type that match the filter, in the "

@@ -1,4 +1,5 @@
 """The Action base class, its config schema base and the context a step runs with."""
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -8,6 +9,8 @@ from rest_framework import serializers
 
 from config.errors import ActionError
 from config.exception_handler import flatten_errors
+
+_runtime_serializers = threading.local()
 
 
 class ActionConfig(serializers.Serializer):
@@ -78,6 +81,9 @@ class Action:
     # Transactional actions run inside the step's transaction, so their writes commit with its
     # StepRun; the rest (a child run, which commits its own steps) run outside it.
     transactional: ClassVar[bool] = True
+    # False for actions that only read or compute: the engine commits their log rows with the next
+    # write instead of one transaction each (a worker that dies in between repeats them, harmlessly).
+    writes: ClassVar[bool] = True
 
     def validate_definition(self, config: dict) -> dict[str, str]:
         """Errors in a config as written in a definition; expression values are checked at run time."""
@@ -93,12 +99,19 @@ class Action:
 
     def validate_runtime(self, rendered: dict) -> dict:
         """The rendered config checked against the schema; a bad value fails the step, naming the field."""
-        serializer = self.Config(data=rendered)
-        if not serializer.is_valid():
-            fields = flatten_errors(serializer.errors)
+        # One serializer per action and thread, reused: building one deep-copies its fields, which
+        # cost more than the validation itself on every step.
+        serializer = getattr(_runtime_serializers, self.type, None)
+        if serializer is None:
+            serializer = self.Config(data={})
+            setattr(_runtime_serializers, self.type, serializer)
+        serializer.initial_data = rendered
+        try:
+            return serializer.run_validation(rendered)
+        except serializers.ValidationError as exc:
+            fields = flatten_errors(exc.detail)
             detail = "; ".join(f"{key}: {message}" for key, message in fields.items())
-            raise ActionError(f"Invalid config after rendering: {detail}", extra={"fields": fields})
-        return serializer.validated_data
+            raise ActionError(f"Invalid config after rendering: {detail}", extra={"fields": fields}) from None
 
     def run(self, *, config: dict, context: StepContext) -> Any:
         raise NotImplementedError

@@ -14,6 +14,7 @@ class FindRecords(Action):
     """Find the records of a type that match a filter, ordered and limited."""
 
     type = "find_records"
+    writes = False
     label = "Find records"
     description = (
         "Searches records of a type with a filter; outputs {records, count}, where count is the number "

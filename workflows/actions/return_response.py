@@ -8,6 +8,7 @@ class ReturnResponse(Action):
     """Set the HTTP answer of a sync call; the run goes on with its later steps."""
 
     type = "return_response"
+    writes = False
     label = "Return a response"
     description = (
         "Sets the status, headers and body that a sync caller receives. The run continues with later steps."

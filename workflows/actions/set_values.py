@@ -8,6 +8,7 @@ class SetValues(Action):
     """Compute named values once, for later steps to use as steps.<key>.<name>."""
 
     type = "set_values"
+    writes = False
     label = "Set values"
     description = "Evaluates named values (each may be an expression) for later steps; the output is the values."
     group = "Flow"

@@ -6,6 +6,7 @@ class Terminate(Action):
     """End the run successfully without running the later steps."""
 
     type = "terminate"
+    writes = False
     label = "Terminate"
     description = "Stops the run here; it ends as 'terminated', which counts as a success."
     group = "Flow"

@@ -71,6 +71,12 @@ def run_enqueue(
         version, draft_definition = workflow.live_version, None
         if version is None:
             raise NotFoundError(f"Workflow {workflow.name!r} has no published version; publish it first.")
+    if version is not None:
+        # The published definition is cached per process, so this costs no query on the webhook path.
+        definition = version_definition(version.id)
+        timeout, max_concurrency = definition.timeout_seconds, definition.max_concurrency
+    else:
+        timeout, max_concurrency = draft_definition["timeout_seconds"], draft_definition.get("max_concurrency")
     run = WorkflowRun.objects.create(
         workflow=workflow,
         workflow_name=workflow.name,
@@ -89,11 +95,10 @@ def run_enqueue(
         chain_length=chain_length,
         idempotency_key=idempotency_key,
         dry_run=dry_run,
+        max_concurrency=max_concurrency or 0,
     )
     if dispatch_on_commit:
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
-        # The published definition is cached per process, so this costs no query on the webhook path.
-        timeout = version_definition(version.id).timeout_seconds if version else draft_definition["timeout_seconds"]
         transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout))
     return run
 
