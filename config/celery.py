@@ -1,8 +1,9 @@
 """The Celery application; configuration comes from Django settings (CELERY_*)."""
+import gc
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -20,3 +21,19 @@ def _database_connections(task=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_init.connect
+def _warm_before_fork(**kwargs):
+    """Import what a run uses now, in the worker's parent, so that the pool's children share those pages
+    rather than each importing them on its first task; then keep the collector off them (gc.freeze),
+    since its bookkeeping writes would copy every shared page into each child."""
+    import django
+
+    django.setup()
+    from django.urls import get_resolver
+
+    from workflows import engine  # noqa: F401 - the engine and, through its registry, every action
+
+    get_resolver().url_patterns  # noqa: B018 - actions build URLs (files, run links) from the URLconf
+    gc.freeze()
