@@ -3,6 +3,7 @@ import uuid
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 
 
 class RunStatus(models.TextChoices):
@@ -35,9 +36,15 @@ class WorkflowRun(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # String references: logs never imports workflows (DESIGN.md, dependencies point one way).
-    workflow = models.ForeignKey("workflows.Workflow", null=True, on_delete=models.SET_NULL, related_name="runs")
+    # Foreign keys whose lookups an index below already serves have none of their own: every index is
+    # written again on each insert and on each change of status (docs/scaling.md).
+    workflow = models.ForeignKey(
+        "workflows.Workflow", null=True, on_delete=models.SET_NULL, related_name="runs", db_index=False
+    )
     workflow_name = models.CharField(max_length=63)
-    version = models.ForeignKey("workflows.WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL)
+    version = models.ForeignKey(
+        "workflows.WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     # The definition executed, when it is the draft (test runs); published runs read it from `version`.
     draft_definition = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -63,8 +70,11 @@ class WorkflowRun(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # Editor test runs may capture emails and outbound HTTP instead of sending them.
     dry_run = models.BooleanField(default=False)
-    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
-    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", db_index=False
+    )
+    root_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 db_index=False)
     depth = models.PositiveIntegerField(default=0)
     chain_length = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
@@ -80,8 +90,12 @@ class WorkflowRun(models.Model):
             models.Index(fields=["-created"], name="run_created"),
             models.Index(fields=["workflow", "-created"], name="run_workflow_created"),
             models.Index(fields=["status", "-created"], name="run_status_created"),
-            models.Index(fields=["status", "not_before"], name="run_status_not_before"),
-            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            # The sweeper's two questions, indexed only over the rows they can be about.
+            models.Index(fields=["not_before", "created"], condition=Q(status="queued"), name="run_queued_due"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="run_running_lease"),
+            # Most runs have no parent: only the children are indexed.
+            models.Index(fields=["parent_run"], condition=Q(parent_run__isnull=False), name="run_parent"),
+            models.Index(fields=["root_run"], condition=Q(root_run__isnull=False), name="run_root"),
             # The run list's filters (docs/logs.md): each filtered page is an index range, newest first.
             models.Index(fields=["workflow", "status", "-created"], name="run_workflow_status_created"),
             models.Index(fields=["version", "-created"], name="run_version_created"),
@@ -105,7 +119,8 @@ class StepStatus(models.TextChoices):
 class StepRun(models.Model):
     """One attempt of one step: its rendered input (secrets masked), output, error and timing."""
 
-    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    # Looked up through steprun_unique_attempt, whose first column it is.
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField()
     key = models.CharField(max_length=63)
     action = models.CharField(max_length=63)

@@ -64,7 +64,9 @@ def insert_runs(workflows, count: int) -> None:
         # Failed runs carry their error, as the engine writes it.
         cursor.execute("UPDATE logs_workflowrun SET error_code = 'step_failed', "
                        "error = 'Step 1 ''charge'' failed: card declined' WHERE status = 'failed'")
-        cursor.execute("ANALYZE logs_workflowrun")
+        # What autovacuum does on a live table: without it a rolled-back earlier test's dead rows and an
+        # empty visibility map make the planner's choices depend on the order tests ran in.
+        cursor.execute("VACUUM ANALYZE logs_workflowrun" if not connection.in_atomic_block else "ANALYZE logs_workflowrun")
 
 
 def page_queries(client, query: dict) -> list[str]:
@@ -100,7 +102,8 @@ def explain(sql: str) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def test_every_run_list_query_is_an_index_scan_after_analyze(editor_client, workflows):
+@pytest.mark.django_db(transaction=True)
+def test_every_run_list_query_is_an_index_scan_after_vacuum(editor_client, workflows):
     insert_runs(workflows, RUNS)
     for name, query in [*PAGES.items(), ("second page", older_page(editor_client, PAGES["one workflow's failures"]))]:
         for sql in page_queries(editor_client, query):
