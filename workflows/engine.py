@@ -3,6 +3,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -12,7 +13,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -159,36 +160,54 @@ def _release_slot(run: WorkflowRun) -> None:
 
 
 class _LeaseKeeper:
-    """Renews a running run's lease from a thread, so that a long step is not taken for a dead worker."""
+    """Renews the leases of the runs this process is executing, from one thread per process, so that a
+    long step is not taken for a dead worker. One thread for all (not one per run): starting and joining
+    a thread for every run cost more than a short run's own steps."""
 
-    def __init__(self, run: WorkflowRun):
-        self.run = run
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._renew, name=f"lease-{run.id}", daemon=True)
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.held: dict = {}
+        self.thread: threading.Thread | None = None
+        self.pid = None
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stopped.set()
-        self.thread.join(timeout=5)
+    @contextlib.contextmanager
+    def holding(self, run: WorkflowRun):
+        with self.lock:
+            if self.pid != os.getpid():  # a forked child (Celery's pool) inherits the dict, not the thread
+                self.pid, self.held, self.thread = os.getpid(), {}, None
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
+                self.thread.start()
+            self.held[run.id] = (run, time.monotonic())
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held.pop(run.id, None)
 
     def _renew(self):
-        interval = settings.ENGINE_ROOM_LEASE_SECONDS / 3
-        try:
-            while not self.stopped.wait(interval):
+        while True:
+            interval = settings.ENGINE_ROOM_LEASE_SECONDS / 3
+            time.sleep(min(interval, 1.0))
+            now = time.monotonic()
+            with self.lock:
+                # Each run is renewed a third of a lease after it was claimed or last renewed.
+                due = [run for run, since in self.held.values() if now - since >= interval]
+                for run in due:
+                    self.held[run.id] = (run, now)
+            for run in due:
                 try:
-                    WorkflowRun.objects.filter(
-                        id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
-                    ).update(lease_expires_at=_lease_until())
+                    WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(
+                        lease_expires_at=_lease_until()
+                    )
                 except Exception:  # the next renewal tries again; the step itself is unaffected
-                    logger.warning("Could not renew the lease of run %s", self.run.id, exc_info=True)
-        finally:
-            close_old_connections()
-            from django.db import connection
+                    logger.warning("Could not renew the lease of run %s", run.id, exc_info=True)
+            if due:
+                # Renewals are rare (only steps longer than a third of the lease): no connection kept between.
+                connection.close()
 
-            connection.close()
+
+_leases = _LeaseKeeper()
 
 
 def run_execute(run_id) -> WorkflowRun | None:
@@ -198,7 +217,7 @@ def run_execute(run_id) -> WorkflowRun | None:
         return None
     token = current_run.set(run)
     try:
-        with _LeaseKeeper(run):
+        with _leases.holding(run):
             return Execution(run).execute()
     finally:
         current_run.reset(token)

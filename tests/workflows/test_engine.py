@@ -1,7 +1,9 @@
 """The engine, run inline: step order, conditions, errors, retries, child runs, limits, secrets."""
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from werkzeug import Response
 
@@ -360,3 +362,31 @@ def test_run_finished_is_announced_once_per_run_that_ends(make_workflow, run_now
     finally:
         run_finished.disconnect(receiver)
     assert seen == [("ok", "succeeded"), ("ok", "cancelled")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_longer_than_the_lease_keeps_it_renewed_and_the_run_is_not_swept(
+    make_workflow, run_now, httpserver, settings
+):
+    """The process's lease keeper renews a running run's lease while its step is slower than the lease."""
+    settings.ENGINE_ROOM_LEASE_SECONDS = 1.5  # renewed every 0.5 s; the step takes more than two leases
+    leases = []
+
+    def slow(request):
+        started = time.monotonic()
+        while time.monotonic() - started < 3.5:
+            time.sleep(0.4)
+            runs_sweep()  # the sweeper, as beat would run it, finds nothing expired to take over
+            leases.append(WorkflowRun.objects.values_list("status", "claim", "lease_expires_at").get())
+        connection.close()  # this server thread's own connection, so the test database can be dropped
+        return Response('{"ok": true}', content_type="application/json")
+
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    workflow = make_workflow(steps=[{"key": "call", "action": "http_request", "config": {"url": httpserver.url_for("/slow")}}])
+    run = run_now(workflow)
+
+    assert run.status == "succeeded" and run.claim == 1
+    assert {(status, claim) for status, claim, _ in leases} == {("running", 1)}
+    # The lease kept moving on, long past the first one.
+    expiries = [lease for _, _, lease in leases]
+    assert expiries == sorted(expiries) and expiries[-1] > expiries[0] + timedelta(seconds=2)

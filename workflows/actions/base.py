@@ -79,7 +79,8 @@ class Action:
     # A valid config, used by the contract test and as the editor's starting point.
     example: ClassVar[dict] = {}
     # Transactional actions run inside the step's transaction, so their writes commit with its
-    # StepRun; the rest (a child run, which commits its own steps) run outside it.
+    # StepRun; the rest (a child run, which commits its own steps; a call out or an email, which
+    # write nothing and must not hold a transaction open while they wait) run outside it.
     transactional: ClassVar[bool] = True
     # False for actions that only read or compute: the engine commits their log rows with the next
     # write instead of one transaction each (a worker that dies in between repeats them, harmlessly).

@@ -97,6 +97,9 @@ class HttpRequest(Action):
     """Call an outside HTTP API; internal addresses are refused unless allowed in settings."""
 
     type = "http_request"
+    # It writes nothing to the database: no transaction is held open (on SQLite, a write lock)
+    # while it waits on the network; its log row commits right after.
+    transactional = False
     label = "Send an HTTP request"
     description = (
         "Calls an outside HTTP API and returns its status, headers and body (parsed when it is JSON). "

@@ -96,6 +96,9 @@ class SendEmail(Action):
     """Send one email, with an optional HTML part and attachments."""
 
     type = "send_email"
+    # It writes nothing to the database: no transaction is held open (on SQLite, a write lock)
+    # while it waits on the network; its log row commits right after.
+    transactional = False
     label = "Send an email"
     description = (
         "Sends an email through the server's email settings, with an optional HTML version and "
