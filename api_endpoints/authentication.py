@@ -16,12 +16,12 @@ def presented_token(request) -> str | None:
     return request.GET.get("api_token") or None
 
 
-def request_token(request) -> tuple[bool, TokenInfo | None]:
+def request_token(request, prefetched: dict | None = None) -> tuple[bool, TokenInfo | None]:
     """(whether a token was presented, the valid token or None); a valid token's use is recorded."""
     raw = presented_token(request)
     if raw is None:
         return False, None
-    token = token_authenticate(token=raw)
+    token = token_authenticate(token=raw, prefetched=prefetched)
     if token is not None:
         token_touch(token_id=token.id)
     return True, token

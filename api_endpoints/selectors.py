@@ -43,6 +43,19 @@ def cache_get(key: str):
         return None
 
 
+def cache_get_many(keys: list[str]) -> dict | None:
+    """Several cached values in one round trip (missing keys absent); None when the cache is down."""
+    try:
+        return cache.get_many(keys)
+    except Exception:  # any cache backend error: each lookup then falls back on its own
+        logger.warning("Cache unavailable; reading %s from the database", keys, exc_info=True)
+        return None
+
+
+def _cached(key: str, prefetched: dict | None):
+    return prefetched.get(key) if prefetched is not None else cache_get(key)
+
+
 def cache_set_many(values: dict, timeout: int = LOOKUP_TTL_SECONDS) -> None:
     try:
         cache.set_many(values, timeout)
@@ -60,13 +73,14 @@ def cache_delete_many(keys: list[str]) -> None:
 # --- The workflow behind an endpoint ----------------------------------------------------------
 
 
-def endpoint_workflow(*, name: str) -> Workflow | None:
+def endpoint_workflow(*, name: str, prefetched: dict | None = None) -> Workflow | None:
     """The workflow named in a webhook URL, with its live version, or None; cached so a call costs no query.
 
     The draft `definition` is deferred: live calls run the published version, whose parsed definition
-    `workflows.selectors.version_definition` caches per process.
+    `workflows.selectors.version_definition` caches per process. `prefetched`: the cache entries a caller
+    already read in one round trip (`cache_get_many`).
     """
-    cached = cache_get(workflow_key(name))
+    cached = _cached(workflow_key(name), prefetched)
     if cached == _MISSING:
         return None
     if isinstance(cached, Workflow):
@@ -107,12 +121,12 @@ class TokenInfo:
         return f"token:{self.name}"
 
 
-def token_authenticate(*, token: str) -> TokenInfo | None:
+def token_authenticate(*, token: str, prefetched: dict | None = None) -> TokenInfo | None:
     """The active token matching `token`, or None; the prefix finds it, a constant-time compare checks it."""
     prefix = token_prefix(token)
     if prefix is None:
         return None
-    info = cache_get(token_key(prefix))
+    info = _cached(token_key(prefix), prefetched)
     if info == _MISSING:
         return None
     if not isinstance(info, TokenInfo):

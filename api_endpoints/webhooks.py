@@ -28,12 +28,20 @@ from workflows.selectors import secret_reveal, version_definition
 from workflows.services import run_enqueue
 
 from . import inbound, responses
-from .authentication import request_token
+from .authentication import presented_token, request_token
 from .permissions import EDITOR, role_at_least, user_role
-from .selectors import TokenInfo, endpoint_workflow, idempotency_key_get
+from .selectors import (
+    TokenInfo,
+    cache_get_many,
+    endpoint_workflow,
+    idempotency_key_get,
+    token_key,
+    workflow_key,
+)
 from .services import idempotency_key_claim, sample_request_save
 from .signatures import DEFAULT_HMAC_HEADER, STRIPE_HEADER, hmac_valid, stripe_valid
 from .throttling import retry_after, webhook_throttle
+from .tokens import token_prefix
 from .waiting import run_wait
 
 logger = logging.getLogger(__name__)
@@ -92,11 +100,19 @@ def check_body_size(request) -> None:
         raise EndpointError(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
 
 
-def find_target(name: str, *, draft: bool) -> Target | None:
+def prefetch_lookups(request, name: str) -> dict | None:
+    """The cache entries of the call's token and workflow, read in one round trip instead of two."""
+    raw = presented_token(request)
+    prefix = token_prefix(raw) if raw else None
+    keys = ([token_key(prefix)] if prefix else []) + ([workflow_key(name)] if definitions.NAME_RE.match(name) else [])
+    return cache_get_many(keys) if keys else {}
+
+
+def find_target(name: str, *, draft: bool, prefetched: dict | None = None) -> Target | None:
     """The enabled workflow and the definition a call would run, else None (unknown, disabled, unpublished)."""
     if not definitions.NAME_RE.match(name):
         return None  # not a possible name: no lookup at all (and no NUL characters sent to the database)
-    workflow = endpoint_workflow(name=name)
+    workflow = endpoint_workflow(name=name, prefetched=prefetched)
     if workflow is None or not workflow.enabled:
         return None
     if draft:
@@ -167,10 +183,10 @@ class _EndpointApi(APIView):
     def run(self, request, name):
         raise NotImplementedError
 
-    def credentials(self, request) -> tuple[bool, TokenInfo | None]:
+    def credentials(self, request, prefetched: dict | None = None) -> tuple[bool, TokenInfo | None]:
         """Body size first (413), then the token, then the rate limit (429) for the token or the IP."""
         check_body_size(request)
-        presented, token = request_token(request)
+        presented, token = request_token(request, prefetched)
         throttle = webhook_throttle(request, token)
         if throttle is not None:
             raise EndpointError(
@@ -184,8 +200,9 @@ class WorkflowCallApi(_EndpointApi):
 
     # --- the checks, in order ---------------------------------------------------------------
     def run(self, request, name):
-        presented, token = self.credentials(request)
-        target = find_target(name, draft=self.draft)
+        prefetched = prefetch_lookups(request, name)
+        presented, token = self.credentials(request, prefetched)
+        target = find_target(name, draft=self.draft, prefetched=prefetched)
         raw_body = inbound.read_body(request)
         self.authorize(request, name, target, presented, token, raw_body)
         definition = target.definition
@@ -285,6 +302,13 @@ class WorkflowCallApi(_EndpointApi):
 
     def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str):
         """A new queued run, or (replayed=True) the run that an earlier call with the same key started."""
+        if not key:
+            # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT.
+            run = run_enqueue(
+                workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
+                request=stored, caller=caller,
+            )
+            return run, False
         try:
             with transaction.atomic():
                 run = run_enqueue(

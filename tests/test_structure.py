@@ -69,14 +69,21 @@ class _Traced:
         return execute(sql, params, many, context)
 
 
-def test_an_async_webhook_call_is_one_insert_in_one_transaction(workspace):
-    """Intake figure: with warm caches, a call with three typed parameters writes its run row and nothing else."""
+def test_an_async_webhook_call_is_one_insert(workspace):
+    """Intake figure: with warm caches, a call with three typed parameters writes its run row and nothing else,
+    in one autocommitted statement; with an Idempotency-Key the key's row joins it in one transaction."""
     assert _call(workspace) == 202  # warms the token, workflow and definition caches
     with CaptureQueriesContext(connection) as captured:
         assert _call(workspace) == 202
     statements = [q["sql"].split(None, 1)[0] for q in captured.captured_queries]
-    assert statements == ["BEGIN", "INSERT", "COMMIT"], [q["sql"][:100] for q in captured.captured_queries]
-    assert WorkflowRun.objects.count() == 2
+    assert statements == ["INSERT"], [q["sql"][:100] for q in captured.captured_queries]
+    with CaptureQueriesContext(connection) as captured:
+        keyed = Client().post("/api/wf/bench_async", json.dumps(BODY), content_type="application/json",
+                              HTTP_AUTHORIZATION=f"Bearer {workspace}", HTTP_IDEMPOTENCY_KEY="order-1")
+    assert keyed.status_code == 202
+    statements = [q["sql"].split(None, 1)[0] for q in captured.captured_queries]
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT" and statements.count("INSERT") == 2, statements
+    assert WorkflowRun.objects.count() == 3
 
 
 def test_read_only_steps_add_no_statements_to_a_run(workspace):
