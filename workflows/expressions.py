@@ -242,7 +242,15 @@ def _text(value) -> str:
         if not isinstance(value, Mapping | list | tuple):
             value = _bounded_list(value)
         return _dumps(value)
-    return str(value)
+    if isinstance(value, int | float | Decimal | uuid.UUID):
+        return str(value)
+    raise _not_data(value)
+
+
+def _not_data(value) -> ExpressionError:
+    """A value that is not data (a function, a class, one of Jinja's helpers) never leaves an expression:
+    it would reach a config or a log as "<class …>"."""
+    return ExpressionError(f"the value is a {type(value).__name__}, not data; call it or read a field of it")
 
 
 def _native(value, memo: dict | None = None):
@@ -285,8 +293,14 @@ def _native(value, memo: dict | None = None):
         result = ""
     elif isinstance(value, range | Iterator | KeysView | ValuesView | ItemsView):
         result = [_native(item, memo) for item in _bounded_list(value)]
-    else:
+    elif isinstance(value, set | frozenset):
+        result = [_native(item, memo) for item in _bounded_list(value)]
+    elif isinstance(value, Mapping):
+        result = {name: _native(item, memo) for name, item in value.items()}
+    elif isinstance(value, int | float | Decimal):  # bool and number subclasses
         result = value
+    else:
+        raise _not_data(value)
     memo[key] = result
     return result
 

@@ -34,7 +34,7 @@ CANARY = "S3CR3T-canary-value"
 # What an escape from the sandbox would put in a result: modules, frames, code, the builtins, a
 # secret scope's insides.
 ESCAPE_MARKERS = ("<module", "<frame", "<code", "__builtins__", "'__import__'", "<SecretScope", "_loader")
-# Python objects that are not data: the known leak pinned by the xfail test at the end of this file.
+# Python objects that are not data: what the last test of this file makes sure never leaves an expression.
 OBJECT_MARKERS = ("<class", "<function", "<built-in", "<bound", "<method", "<slot wrapper", "<Namespace",
                   "<jinja2", "<generator")
 
@@ -239,9 +239,6 @@ def test_saving_checks_raise_nothing_but_expression_errors(source):
         pass
 
 
-@pytest.mark.xfail(strict=True, reason="expressions: a lone expression may yield one of Jinja's helper objects "
-                   "(a class, a function, a Cycler), which then reaches action configs and step outputs as "
-                   "'<class ...>' (fix in docs/security.md, 'Open items'); remove this mark with the fix")
 @pytest.mark.parametrize("source", ["{{ cycler }}", "{{ range }}", "{{ namespace(a=1) }}", "{{ joiner }}",
                                     "{{ cycler(1, 2) }}", "{{ ''.format }}", "{{ request.headers.get }}",
                                     "text {{ cycler }}"])
