@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -115,6 +115,7 @@ def render_metrics() -> str:
     """The whole exposition, computed now."""
     from logs.models import RunStatus, StepRun, WorkflowRun
     from scheduler.models import ScheduledRun, ScheduledRunStatus
+    from workflows.selectors import runs_stale_q
 
     now = timezone.now()
     window = timedelta(seconds=settings.ENGINE_ROOM_METRICS_WINDOW_SECONDS)
@@ -134,10 +135,7 @@ def render_metrics() -> str:
     )
     page.metric("engine_room_runs", "Runs waiting or running now, by status.",
                 [({"status": status}, active.get(status, 0)) for status in (RunStatus.QUEUED, RunStatus.RUNNING)])
-    stale_before = now - timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS)
-    overdue = WorkflowRun.objects.filter(status=RunStatus.QUEUED).filter(
-        Q(not_before__lt=stale_before) | Q(not_before__isnull=True, created__lt=stale_before)
-    ).count()
+    overdue = WorkflowRun.objects.filter(runs_stale_q(now)).count()
     expired = WorkflowRun.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).count()
     page.metric("engine_room_runs_needing_sweep",
                 "Runs the sweeper resends: queued past the threshold (overdue) or running on an expired lease.",

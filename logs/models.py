@@ -65,6 +65,9 @@ class WorkflowRun(models.Model):
     # unlimited run is one statement (workflows/engine.py, _claim).
     max_concurrency = models.PositiveIntegerField(db_default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # How often the sweeper has resent this queued run; each resend doubles the wait before the next
+    # (workflows/services/runs.py, runs_sweep).
+    resends = models.PositiveSmallIntegerField(db_default=0)
     # Incremented on every claim; a worker whose claim was taken over cannot commit another step.
     claim = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)

@@ -75,7 +75,7 @@ def _claim_sql(vendor: str) -> str:
     columns = ", ".join(qn(f.column) for f in WorkflowRun._meta.concrete_fields)
     return (
         f"UPDATE {qn(WorkflowRun._meta.db_table)} SET status = %s, claim = claim + 1, lease_expires_at = %s, "
-        "started_at = COALESCE(started_at, %s), waits_for_slot = %s "
+        "started_at = COALESCE(started_at, %s), waits_for_slot = %s, resends = 0 "
         "WHERE id = %s AND status = %s AND max_concurrency = 0 AND (not_before IS NULL OR not_before <= %s) "
         f"RETURNING {columns}"
     )
@@ -128,6 +128,7 @@ def _claim_row(run: WorkflowRun, now) -> WorkflowRun | None:
         lease_expires_at=lease,
         started_at=Coalesce(F("started_at"), now),
         waits_for_slot=False,
+        resends=0,
     )
     if not claimed:
         return None

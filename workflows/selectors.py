@@ -1,10 +1,14 @@
 """Reads of the workflows app: workflows, their parsed definitions (cached), secrets."""
+from datetime import timedelta
 from functools import lru_cache
 
 from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.db.models import Q
 
 from config.errors import NotFoundError
 from datastore.models import DataType
+from logs.models import RunStatus
 from workflows import definition as definitions
 from workflows.crypto import decrypt
 from workflows.models import Secret, Workflow, WorkflowVersion
@@ -62,3 +66,21 @@ def workflow_definition(workflow: Workflow, *, draft: bool = False) -> definitio
     if workflow.live_version_id is None:
         raise NotFoundError(f"Workflow {workflow.name!r} has no published version; publish it first.")
     return version_definition(workflow.live_version_id)
+
+
+# Past this many resends the wait stops doubling (threshold × 2^10: about 17 hours at the default 60 s).
+MAX_RESEND_DOUBLINGS = 10
+
+
+def runs_stale_q(now) -> Q:
+    """Queued runs the sweeper resends: waiting past the threshold since they were due (or last resent),
+    the threshold doubling with each resend, so a run whose message is merely waiting behind a long
+    backlog is resent once, then after 2, 4, 8 … thresholds, not once per threshold."""
+    threshold = timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS)
+    due = Q()
+    for resends in range(MAX_RESEND_DOUBLINGS + 1):
+        before = now - threshold * 2**resends
+        waited = Q(not_before__lt=before) | Q(not_before__isnull=True, created__lt=before)
+        count = Q(resends__gte=resends) if resends == MAX_RESEND_DOUBLINGS else Q(resends=resends)
+        due |= count & waited
+    return Q(status=RunStatus.QUEUED) & due

@@ -290,14 +290,26 @@ def test_the_sweeper_requeues_runs_whose_worker_died(make_workflow, run_now):
     assert run.status == "succeeded" and run.claim == 2
 
 
-def test_the_sweeper_resends_runs_left_queued(make_workflow, run_now, settings):
+def test_the_sweeper_resends_a_run_less_and_less_often(make_workflow, run_now, settings, time_machine):
+    """A run left queued is resent after the threshold, then after twice, four times … as long again,
+    so a run waiting behind a long backlog does not get a new message every threshold; a claim resets it."""
+    settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS = 60
+    start = timezone.now()
+    time_machine.move_to(start, tick=False)
     workflow = make_workflow(steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
     run = run_now(workflow, execute=False)
-    assert runs_sweep()["stale"] == 0
-    WorkflowRun.objects.filter(id=run.id).update(created=timezone.now() - timedelta(minutes=5))
-    assert runs_sweep()["stale"] == 1
-    # Resent once per threshold, not on every sweep.
-    assert runs_sweep()["stale"] == 0
+    resent_at = []
+    for second in range(0, 60 * 16, 10):  # a sweep every 10 s for 16 minutes
+        time_machine.move_to(start + timedelta(seconds=second), tick=False)
+        if runs_sweep()["stale"]:
+            resent_at.append(second)
+    # Resent past 1 threshold, then past 2, 4 and 8 more after each resend (at the next sweep).
+    assert resent_at == [70, 200, 450, 940], resent_at
+    run.refresh_from_db()
+    assert run.resends == 4
+    run_execute(run.id)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.resends == 0
 
 
 def test_draft_runs_execute_the_draft_and_published_runs_their_version(make_workflow, run_now):

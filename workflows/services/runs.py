@@ -1,17 +1,16 @@
 """Run writes: enqueue, cancel, re-run, and the sweeper that recovers runs nobody is working on."""
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F
 from django.utils import timezone
 
 from config.errors import NotFoundError
 from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
-from workflows.selectors import version_definition
+from workflows.selectors import runs_stale_q, version_definition
 
 logger = logging.getLogger(__name__)
 
@@ -144,18 +143,12 @@ def runs_sweep(*, batch_size: int = 500) -> dict[str, int]:
     if expired:
         WorkflowRun.objects.filter(
             id__in=[run_id for run_id, _ in expired], status=RunStatus.RUNNING, lease_expires_at__lt=now
-        ).update(status=RunStatus.QUEUED, lease_expires_at=None, not_before=now)
-    stale_before = now - timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS)
-    stale = list(
-        WorkflowRun.objects.filter(status=RunStatus.QUEUED)
-        .filter(Q(not_before__lt=stale_before) | Q(not_before__isnull=True, created__lt=stale_before))
-        .values_list("id", "queue")[:batch_size]
-    )
+        ).update(status=RunStatus.QUEUED, lease_expires_at=None, not_before=now, resends=0)
+    stale = list(WorkflowRun.objects.filter(runs_stale_q(now)).values_list("id", "queue")[:batch_size])
     if stale:
-        # Moving not_before forward means a run whose message is merely waiting in a long queue is
-        # resent at most once per threshold, not on every sweep.
+        # The resend is the new starting point of the wait, and the next one waits twice as long.
         WorkflowRun.objects.filter(id__in=[run_id for run_id, _ in stale], status=RunStatus.QUEUED).update(
-            not_before=now
+            not_before=now, resends=F("resends") + 1
         )
     for run_id, queue in expired + stale:
         dispatch(run_id, queue)
