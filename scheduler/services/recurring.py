@@ -307,12 +307,20 @@ def _fire_run(event: RecurringEvent, slot: datetime, late: timedelta, missed: in
         return None
     event.last_error = ""
     common = {"workflow": workflow, "trigger": RunTrigger.RECURRING, "caller": caller}
-    if missed and late > _grace() and event.missed == MissedPolicy.SKIP:
-        return run_write_finished(
+    if missed and event.missed == MissedPolicy.SKIP:
+        if late > _grace():  # even the latest due slot is late: nothing runs
+            return run_write_finished(
+                params=event.params, status=RunStatus.SKIPPED, **common,
+                error=f"Missed {missed} fire(s), the last due at {slot.isoformat()} ({int(late.total_seconds())} s "
+                      f"ago), while the scheduler was not running; missed-run policy is skip.",
+            )
+        # The latest slot is on time and runs as usual; the fires missed before it are recorded as skipped.
+        run_write_finished(
             params=event.params, status=RunStatus.SKIPPED, **common,
-            error=f"Missed {missed} fire(s), the last due at {slot.isoformat()} ({int(late.total_seconds())} s "
-                  f"ago), while the scheduler was not running; missed-run policy is skip.",
+            error=f"Missed {missed} fire(s) before the one due at {slot.isoformat()}, while the scheduler was "
+                  f"not running; missed-run policy is skip.",
         )
+        missed = 0
     if event.overlap == OverlapPolicy.SKIP and run_is_active(event.last_run):
         return run_write_finished(
             params=event.params, status=RunStatus.SKIPPED, **common,

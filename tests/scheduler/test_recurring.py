@@ -162,6 +162,29 @@ def test_after_downtime_catch_up_runs_once_and_skip_logs_a_skipped_run(report, t
         assert event.last_slot == berlin(2025, 6, 1, 13, 0) and event.next_slot == berlin(2025, 6, 1, 14, 0)
 
 
+def test_back_on_time_for_a_slot_skip_runs_it_and_records_the_missed_ones(report, time_machine, settings):
+    """Beat comes back just after a slot: that slot runs under either policy; the fires missed before it
+    are one catch-up run's label (catch_up) or one skipped run of their own (skip)."""
+    settings.ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS = 120
+    start = berlin(2025, 6, 1, 8, 0)
+    catch_up = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
+                      start=start, missed="catch_up")
+    skip = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
+                  start=start, missed="skip")
+    # Down from before 08:00; back at 11:00:30, half a minute after the 11:00 slot (08, 09, 10 missed).
+    time_machine.move_to(berlin(2025, 6, 1, 11, 0, 30), tick=False)
+    assert recurring_events_fire_overdue() == 2
+
+    caught = WorkflowRun.objects.get(caller__startswith=f"recurring {catch_up.id}")
+    assert caught.status == RunStatus.QUEUED and "catch-up of 3 missed" in caught.caller
+    runs = WorkflowRun.objects.filter(caller__startswith=f"recurring {skip.id}")
+    assert sorted(runs.values_list("status", flat=True)) == [RunStatus.QUEUED, RunStatus.SKIPPED]
+    assert "catch-up" not in runs.get(status=RunStatus.QUEUED).caller
+    assert "Missed 3 fire(s) before" in runs.get(status=RunStatus.SKIPPED).error
+    skip.refresh_from_db()
+    assert skip.last_run.status == RunStatus.QUEUED and skip.next_slot == berlin(2025, 6, 1, 12, 0)
+
+
 def test_a_fire_late_by_less_than_the_grace_still_runs_under_skip(report, time_machine, settings):
     settings.ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS = 120
     event = create(report, time_machine, berlin(2025, 6, 1, 7, 0), frequency="daily",
