@@ -193,19 +193,19 @@ def _optimisations() -> str:
     return "\n\n".join(sections) or "None recorded yet."
 
 
-def _after() -> str:
-    """The headline of a full run made on a copy of the tree with the proposed optimisations applied."""
-    path = OPTIMISATIONS / "full-run-with-optimisations.json"
+def _saved_run(name: str) -> str:
+    """The headline of an earlier full run kept in bench/optimisations/, with what its tree had applied."""
+    path = OPTIMISATIONS / name
     if not path.exists():
         return "Not recorded."
     from bench.figures import Results
 
     data = json.loads(path.read_text())
     applied = data.pop("applied", "")
-    after = Results(**data)
-    return (f"A full `bench/run.py` on a copy of the tree with {applied} applied, on {after.started} "
-            f"(load average at start {after.machine.get('load_at_start')}); its baselines are its own.\n\n"
-            + table(after))
+    earlier = Results(**data)
+    return (f"A full `bench/run.py` with {applied}, on {earlier.started} "
+            f"(load average at start {earlier.machine.get('load_at_start')}); its baselines are its own.\n\n"
+            + table(earlier))
 
 
 def write_markdown(results, path: Path) -> None:
@@ -281,17 +281,38 @@ means other work was competing, and every figure (the baselines too) is lower fo
 
 ## Optimisations: before and after
 
-Proposed changes to files this harness does not own, each measured on a copy of the tree without and with
-its diff (`bench/optimisations/`). They are not applied in the tree this run measured.
+Each change was profiled first (py-spy, pyinstrument, cProfile), then measured without and with it; the
+figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in the tree this run measured.
 
 {_optimisations()}
 
-### All of O1–O3 together, full size
+### The previous full run, before O5–O9
 
-{_after()}
+{_saved_run("previous-full-run.json")}
+
+### O1–O3 together, full size, before O5–O9
+
+{_saved_run("full-run-with-optimisations.json")}
 
 ## Raw figures
 
 {_details(results)}
 """
     path.write_text(text)
+
+
+README_START, README_END = "<!-- bench:headline -->", "<!-- /bench:headline -->"
+
+
+def update_readme(results, path: Path) -> bool:
+    """Put this run's headline table between the README's bench markers; False if it has none."""
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    before, _, rest = text.partition(README_START)
+    _, _, after = rest.partition(README_END)
+    headline = (f"\nFrom the full run of {results.started} (load average at start "
+                f"{results.machine.get('load_at_start')}):\n\n{table(results)}\n")
+    path.write_text(before + README_START + headline + README_END + after)
+    return True
+

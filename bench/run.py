@@ -89,6 +89,7 @@ def main() -> int:
 
         results = Results(**json.loads(Path(args.render).read_text()))
         report.write_markdown(results, ROOT / "bench" / "BENCHMARKS.md")
+        report.update_readme(results, ROOT / "README.md")
         print(report.table(results))
         return 0
     only = set(args.only.split(",")) if args.only else None
@@ -199,7 +200,8 @@ def main() -> int:
         Path(args.save).write_text(json.dumps(report.as_dict(results), indent=2, default=str))
     if not args.no_report and size.name == "full" and only is None:
         report.write_markdown(results, ROOT / "bench" / "BENCHMARKS.md")
-        print("Wrote bench/BENCHMARKS.md")
+        print("Wrote bench/BENCHMARKS.md" + (" and README.md's headline" if report.update_readme(
+            results, ROOT / "README.md") else ""))
     elif not args.no_report:
         print("(BENCHMARKS.md is only written by a full run of every figure)")
     return 0
