@@ -13,7 +13,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -68,36 +68,60 @@ def _lease_until():
     return timezone.now() + timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS)
 
 
-@functools.cache
-def _claim_sql(vendor: str) -> str:
-    """queued → running for a run with no max_concurrency, returning the whole row (SQLite ≥ 3.35 too)."""
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in WorkflowRun._meta.concrete_fields)
-    return (
+@functools.lru_cache(maxsize=64)
+def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
+    """queued → running for a run with no max_concurrency, returning the whole row (SQLite ≥ 3.35 too):
+    the SQL, the attribute per column, and what Django converts each column's value with. Built once
+    per database connection wrapper (one per thread)."""
+    qn = db.ops.quote_name
+    fields = WorkflowRun._meta.concrete_fields
+    sql = (
         f"UPDATE {qn(WorkflowRun._meta.db_table)} SET status = %s, claim = claim + 1, lease_expires_at = %s, "
         "started_at = COALESCE(started_at, %s), waits_for_slot = %s, resends = 0 "
         "WHERE id = %s AND status = %s AND max_concurrency = 0 AND (not_before IS NULL OR not_before <= %s) "
-        f"RETURNING {columns}"
+        f"RETURNING {', '.join(qn(field.column) for field in fields)}"
     )
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(WorkflowRun._meta.db_table)
+        found = db.ops.get_db_converters(column) + column.get_db_converters(db)
+        if found:
+            converters.append((position, column, found))
+    return sql, [field.attname for field in fields], converters
+
+
+def _claim_fast(run_id, now) -> WorkflowRun | None:
+    """The common claim in one statement, read straight from the cursor: a raw queryset's per-call
+    setup cost as much as the statement itself."""
+    db = connections[WorkflowRun.objects.db]
+    sql, names, converters = _claim_statement(db)
+    when = WorkflowRun._meta.get_field("lease_expires_at")
+    params = [
+        RunStatus.RUNNING, when.get_db_prep_value(_lease_until(), db), when.get_db_prep_value(now, db), False,
+        WorkflowRun._meta.pk.get_db_prep_value(run_id, db), RunStatus.QUEUED,
+        # A second of slack: a countdown message may arrive a moment before its not_before.
+        when.get_db_prep_value(now + timedelta(seconds=1), db),
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for position, column, functions in converters:
+        for convert in functions:
+            values[position] = convert(values[position], column, db)
+    return WorkflowRun.from_db(db.alias, names, values)
 
 
 def _claim(run_id) -> WorkflowRun | None:
     """queued → running with a fresh lease and claim number; None when someone else has it, it is done,
     not yet due, or its workflow's max_concurrency slots are all taken."""
     now = timezone.now()
-    # The common case in one statement: an unlimited run that is queued and due (a second of slack:
-    # a countdown message may arrive a moment before its not_before).
-    fields = WorkflowRun._meta
-    when = fields.get_field("lease_expires_at")
-    params = [
-        RunStatus.RUNNING, when.get_db_prep_value(_lease_until(), connection),
-        when.get_db_prep_value(now, connection), False,
-        fields.pk.get_db_prep_value(run_id, connection), RunStatus.QUEUED,
-        when.get_db_prep_value(now + timedelta(seconds=1), connection),
-    ]
-    claimed = list(WorkflowRun.objects.raw(_claim_sql(connection.vendor), params))
-    if claimed:
-        return claimed[0]
+    # The common case: an unlimited run that is queued and due.
+    claimed = _claim_fast(run_id, now)
+    if claimed is not None:
+        return claimed
     # Everything else reads the row first: gone, claimed, finished, not yet due, or limited.
     run = WorkflowRun.objects.filter(id=run_id).first()
     if run is None or run.status != RunStatus.QUEUED or (run.not_before and run.not_before > now + timedelta(seconds=1)):
