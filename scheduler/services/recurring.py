@@ -281,7 +281,11 @@ def _fire_locked(event: RecurringEvent, now: datetime) -> WorkflowRun | None:
     late = now - latest
     missed = count - 1 + (late > _grace())
     caller = f"recurring {event.id} @ {latest.isoformat()}"
-    run = _fire_run(event, latest, late, missed, caller)
+    # The last slot missed before the latest: what a skipped record of the earlier fires is named by.
+    previous = schedule.last_at_or_before(
+        latest - timedelta(microseconds=1), after=event.next_slot - timedelta(microseconds=1)
+    )[0] if count > 1 else None
+    run = _fire_run(event, latest, late, missed, caller, previous)
     event.last_slot = latest
     event.next_slot = schedule.first_after(max(now, latest))
     event.fire_count += 1
@@ -293,7 +297,8 @@ def _fire_locked(event: RecurringEvent, now: datetime) -> WorkflowRun | None:
     return run
 
 
-def _fire_run(event: RecurringEvent, slot: datetime, late: timedelta, missed: int, caller: str):
+def _fire_run(event: RecurringEvent, slot: datetime, late: timedelta, missed: int, caller: str,
+              previous: datetime | None = None):
     """The run for a taken slot: started, skipped by a policy, or none when the workflow cannot run."""
     from workflows.parameters import coerce_params
     from workflows.services.runs import run_enqueue
@@ -314,9 +319,11 @@ def _fire_run(event: RecurringEvent, slot: datetime, late: timedelta, missed: in
                 error=f"Missed {missed} fire(s), the last due at {slot.isoformat()} ({int(late.total_seconds())} s "
                       f"ago), while the scheduler was not running; missed-run policy is skip.",
             )
-        # The latest slot is on time and runs as usual; the fires missed before it are recorded as skipped.
+        # The latest slot is on time and runs as usual; the fires missed before it are recorded as one
+        # skipped run, named by the last of them (each slot is taken by exactly one run).
         run_write_finished(
-            params=event.params, status=RunStatus.SKIPPED, **common,
+            params=event.params, status=RunStatus.SKIPPED,
+            **{**common, "caller": f"recurring {event.id} @ {previous.isoformat()}"},
             error=f"Missed {missed} fire(s) before the one due at {slot.isoformat()}, while the scheduler was "
                   f"not running; missed-run policy is skip.",
         )
