@@ -256,16 +256,16 @@ def test_100000_items_are_written_in_seconds(greet):
 
 def test_a_row_that_cannot_start_does_not_hold_back_the_others(greet, monkeypatch):
     rows = [scheduled_run_create(workflow=greet, params={"name": n}, due_at=later(-1)) for n in "ab"]
-    from workflows.services import runs
+    from workflows import parameters
 
-    real = runs.run_enqueue
+    real = parameters.coerce_params
 
-    def flaky(**kwargs):
-        if kwargs["params"]["name"] == "a":
+    def flaky(specs, values, **kwargs):
+        if values["name"] == "a":
             raise RuntimeError("boom")
-        return real(**kwargs)
+        return real(specs, values, **kwargs)
 
-    monkeypatch.setattr(runs, "run_enqueue", flaky)
+    monkeypatch.setattr(parameters, "coerce_params", flaky)
     assert scheduled_runs_dispatch() == 2
     first, second = (ScheduledRun.objects.get(id=row.id) for row in rows)
     assert first.run is None and "RuntimeError: boom" in first.error

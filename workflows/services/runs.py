@@ -39,31 +39,12 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
         logger.exception("Could not enqueue run %s; the sweeper will retry", run_id)
 
 
-def run_enqueue(
-    *,
-    workflow: Workflow,
-    params: dict,
-    trigger: str,
-    draft: bool = False,
-    request: dict | None = None,
-    parent: WorkflowRun | None = None,
-    caller: str = "",
-    queue: str | None = None,
-    not_before=None,
-    idempotency_key: str = "",
-    chain_length: int = 0,
-    depth: int | None = None,
-    dry_run: bool = False,
-    dispatch_on_commit: bool = True,
-) -> WorkflowRun:
-    """Write a queued run of the live version (or the draft) and send its task once the write commits.
-
-    `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
-    that starts later is not nested in its parent (chain_length counts those hops)."""
-    if trigger != RunTrigger.WORKFLOW:
-        # Children and on_failure runs belong to a run already admitted; everything else is refused
-        # once an enforced monthly WU budget is used up (no query when there is no budget).
-        check_wu_budget()
+def _queued_run(
+    *, workflow: Workflow, params: dict, trigger: str, draft: bool = False, request: dict | None = None,
+    parent: WorkflowRun | None = None, caller: str = "", queue: str | None = None, not_before=None,
+    idempotency_key: str = "", chain_length: int = 0, depth: int | None = None, dry_run: bool = False,
+) -> tuple[WorkflowRun, int]:
+    """An unsaved queued run of the live version (or the draft), and the timeout its message carries."""
     if draft:
         version, draft_definition = None, workflow.definition
     else:
@@ -76,7 +57,7 @@ def run_enqueue(
         timeout, max_concurrency = definition.timeout_seconds, definition.max_concurrency
     else:
         timeout, max_concurrency = draft_definition["timeout_seconds"], draft_definition.get("max_concurrency")
-    run = WorkflowRun.objects.create(
+    run = WorkflowRun(
         workflow=workflow,
         workflow_name=workflow.name,
         version=version,
@@ -88,7 +69,8 @@ def run_enqueue(
         caller=caller,
         not_before=not_before,
         parent_run=parent,
-        root_run=(parent.root_run or parent) if parent else None,
+        # By id: reading parent.root_run would load that row.
+        root_run_id=(parent.root_run_id or parent.id) if parent else None,
         # A nested call or trigger cascade is one level deeper; a scheduled hop passes its depth on.
         depth=depth if depth is not None else (parent.depth + 1 if parent else 0),
         chain_length=chain_length,
@@ -96,10 +78,41 @@ def run_enqueue(
         dry_run=dry_run,
         max_concurrency=max_concurrency or 0,
     )
+    return run, timeout
+
+
+def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> WorkflowRun:
+    """Write a queued run of the live version (or the draft) and send its task once the write commits.
+
+    `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
+    that starts later is not nested in its parent (chain_length counts those hops)."""
+    if trigger != RunTrigger.WORKFLOW:
+        # Children and on_failure runs belong to a run already admitted; everything else is refused
+        # once an enforced monthly WU budget is used up (no query when there is no budget).
+        check_wu_budget()
+    run, timeout = _queued_run(trigger=trigger, **fields)
+    run.save(force_insert=True)
     if dispatch_on_commit:
+        not_before = run.not_before
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
         transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout))
     return run
+
+
+def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
+    """run_enqueue for many runs at once (the scheduler's dispatcher): one INSERT, and each run's task
+    sent once it commits. Each spec holds run_enqueue's arguments; none may be a draft or delayed."""
+    if any(spec["trigger"] != RunTrigger.WORKFLOW for spec in specs):
+        check_wu_budget()
+    built = [_queued_run(**spec) for spec in specs]
+    runs = WorkflowRun.objects.bulk_create([run for run, _ in built])
+
+    def send():
+        for run, timeout in built:
+            dispatch(run.id, run.queue, None, timeout)
+
+    transaction.on_commit(send)
+    return runs
 
 
 def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
