@@ -142,13 +142,16 @@ def test_yearly_on_a_spring_forward_night_and_on_leap_day(report, time_machine):
 # --- Missed-run and overlap policies ------------------------------------------------------------
 
 
-def test_after_downtime_catch_up_runs_once_and_skip_logs_a_skipped_run(report, time_machine, settings):
+def hourly_from_eight(report, time_machine, settings):
+    """Two hourly events from 08:00 (Berlin), one per missed-run policy, with a 120 s grace."""
     settings.ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS = 120
     start = berlin(2025, 6, 1, 8, 0)
-    catch_up = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
-                      start=start, missed="catch_up")
-    skip = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
-                  start=start, missed="skip")
+    return [create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
+                   start=start, missed=policy) for policy in ("catch_up", "skip")]
+
+
+def test_after_downtime_catch_up_runs_once_and_skip_logs_a_skipped_run(report, time_machine, settings):
+    catch_up, skip = hourly_from_eight(report, time_machine, settings)
     # Nothing fired for five hours (beat down); it comes back at 13:20.
     time_machine.move_to(berlin(2025, 6, 1, 13, 20), tick=False)
     assert recurring_events_fire_overdue() == 2
@@ -165,12 +168,7 @@ def test_after_downtime_catch_up_runs_once_and_skip_logs_a_skipped_run(report, t
 def test_back_on_time_for_a_slot_skip_runs_it_and_records_the_missed_ones(report, time_machine, settings):
     """Beat comes back just after a slot: that slot runs under either policy; the fires missed before it
     are one catch-up run's label (catch_up) or one skipped run of their own (skip)."""
-    settings.ENGINE_ROOM_RECURRING_MISSED_AFTER_SECONDS = 120
-    start = berlin(2025, 6, 1, 8, 0)
-    catch_up = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
-                      start=start, missed="catch_up")
-    skip = create(report, time_machine, start - timedelta(hours=1), frequency={"every": 1, "unit": "hours"},
-                  start=start, missed="skip")
+    catch_up, skip = hourly_from_eight(report, time_machine, settings)
     # Down from before 08:00; back at 11:00:30, half a minute after the 11:00 slot (08, 09, 10 missed).
     time_machine.move_to(berlin(2025, 6, 1, 11, 0, 30), tick=False)
     assert recurring_events_fire_overdue() == 2
