@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 OPTIMISATIONS = Path(__file__).resolve().parent / "optimisations"
@@ -175,7 +176,7 @@ def _optimisations() -> str:
     if not OPTIMISATIONS.is_dir():
         return "None recorded yet."
     sections = []
-    for path in sorted(OPTIMISATIONS.glob("O*.json")):
+    for path in sorted(OPTIMISATIONS.glob("O*.json"), key=lambda path: int(re.match(r"O(\d+)", path.name)[1])):
         data = json.loads(path.read_text())
         lines = [f"### {data['title']}", "", data.get("what", ""), ""]
         if data.get("diff"):
@@ -286,11 +287,11 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### The previous full run, before O5–O9
+### The previous full run, before O5–O11
 
 {_saved_run("previous-full-run.json")}
 
-### O1–O3 together, full size, before O5–O9
+### O1–O3 together, full size, before O5–O11
 
 {_saved_run("full-run-with-optimisations.json")}
 
