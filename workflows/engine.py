@@ -138,6 +138,7 @@ def _claim(run_id) -> WorkflowRun | None:
             WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
                 waits_for_slot=True,
                 not_before=now + timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS),
+                resends=0,  # the sweeper's safety net starts over from this wait
             )
             return None
         return _claim_row(run, now)
@@ -197,18 +198,19 @@ class _LeaseKeeper:
 
     @contextlib.contextmanager
     def holding(self, run: WorkflowRun):
+        key = object()  # this execution's own entry (a run may be claimed again while an old pass ends)
         with self.lock:
             if self.pid != os.getpid():  # a forked child (Celery's pool) inherits the dict, not the thread
                 self.pid, self.held, self.thread = os.getpid(), {}, None
-            if self.thread is None:
+            if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
                 self.thread.start()
-            self.held[run.id] = (run, time.monotonic())
+            self.held[key] = (run, time.monotonic())
         try:
             yield
         finally:
             with self.lock:
-                self.held.pop(run.id, None)
+                self.held.pop(key, None)
 
     def _renew(self):
         while True:
@@ -217,10 +219,10 @@ class _LeaseKeeper:
             now = time.monotonic()
             with self.lock:
                 # Each run is renewed a third of a lease after it was claimed or last renewed.
-                due = [run for run, since in self.held.values() if now - since >= interval]
-                for run in due:
-                    self.held[run.id] = (run, now)
-            for run in due:
+                due = [(key, run) for key, (run, since) in self.held.items() if now - since >= interval]
+                for key, run in due:
+                    self.held[key] = (run, now)
+            for _, run in due:
                 try:
                     WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(
                         lease_expires_at=_lease_until()
@@ -228,8 +230,11 @@ class _LeaseKeeper:
                 except Exception:  # the next renewal tries again; the step itself is unaffected
                     logger.warning("Could not renew the lease of run %s", run.id, exc_info=True)
             if due:
-                # Renewals are rare (only steps longer than a third of the lease): no connection kept between.
-                connection.close()
+                try:
+                    # Renewals are rare (only steps longer than a third of the lease): no connection kept between.
+                    connection.close()
+                except Exception:  # the keeper must outlive any error: every long step depends on it
+                    logger.warning("Lease keeper could not close its connection", exc_info=True)
 
 
 _leases = _LeaseKeeper()
@@ -369,6 +374,7 @@ class Execution:
         started, clock = timezone.now(), time.perf_counter()
         rendered = None
         scope = self.scope()
+        before = self._snapshot()
         try:
             if step.only_when and not expressions.evaluate_condition(step.only_when, scope):
                 self._log(step, context, started, clock, StepStatus.SKIPPED, None, None,
@@ -395,13 +401,16 @@ class Execution:
         except LostClaim:
             raise
         except SoftTimeLimitExceeded:
+            self._restore(before)
             self._record_failure(step, context, started, clock, rendered,
                                  ActionError("The run's timeout was reached during this step.", code=ErrorCode.TIMEOUT),
                                  advance=False)
             raise
         except ApplicationError as exc:
+            self._restore(before)
             return self._step_failed(step, context, started, clock, rendered, exc)
         except Exception as exc:  # a bug or an outside failure we did not foresee: logged, retryable
+            self._restore(before)
             if _database_lost(exc):
                 # Not the step's failure: nothing of it committed, and the run resumes at this step.
                 raise
@@ -442,6 +451,22 @@ class Execution:
         )
 
     # --- writes ---------------------------------------------------------------------------
+    _RUN_STATE = ("current_step", "attempt", "response", "wu", "cancel_requested", "status", "error_code", "error",
+                  "finished_at", "duration_ms", "lease_expires_at")
+
+    def _snapshot(self) -> tuple:
+        """What a step attempt changes in memory before its commit succeeds (_log, _commit, _ending)."""
+        run = self.run
+        return (list(self.pending), self.wu_pending, self.answer_pending, self.committed_at,
+                {name: getattr(run, name) for name in self._RUN_STATE})
+
+    def _restore(self, snapshot: tuple) -> None:
+        """Undo a failed step attempt in memory, as its rolled-back transaction undid it in the database:
+        its failure is then logged with the rows still pending, at the step it failed."""
+        self.pending, self.wu_pending, self.answer_pending, self.committed_at, fields = snapshot
+        for name, value in fields.items():
+            setattr(self.run, name, value)
+
     def _log(self, step, context, started, clock, status, rendered, output, *, skipped_reason="", error=None):
         """The step attempt's StepRun, kept for the next commit; a success or skip moves the run past it."""
         if status == StepStatus.SKIPPED:
