@@ -3,7 +3,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.utils import timezone
 from werkzeug import Response
 
@@ -402,3 +402,51 @@ def test_a_step_longer_than_the_lease_keeps_it_renewed_and_the_run_is_not_swept(
     # The lease kept moving on, long past the first one.
     expiries = [lease for _, _, lease in leases]
     assert expiries == sorted(expiries) and expiries[-1] > expiries[0] + timedelta(seconds=2)
+
+
+def test_a_step_whose_commit_fails_is_retried_from_that_step_with_the_rows_before_it_kept(
+    make_workflow, run_now, invoices, monkeypatch
+):
+    """The write and the logs roll back together; the failure is logged at the step that failed, after
+    the read-only step before it, and the retry does the write again (nothing skipped, nothing doubled)."""
+    workflow = make_workflow(steps=[
+        {"key": "amount", "action": "set_values", "config": {"values": {"n": 7}}},
+        {"key": "save", "action": "create_record", "retry": {"max_attempts": 2, "backoff_seconds": 1},
+         "config": {"type": "invoice", "fields": {"amount": "{{ steps.amount.n }}"}}},
+    ])
+    real = StepRun.objects.bulk_create
+    calls = []
+
+    def failing_once(objs, *args, **kwargs):
+        calls.append([obj.key for obj in objs])
+        if len(calls) == 1:
+            raise IntegrityError("the step's commit failed")
+        return real(objs, *args, **kwargs)
+
+    monkeypatch.setattr(StepRun.objects, "bulk_create", failing_once)
+    run = run_now(workflow)
+
+    assert run.status == "queued" and run.current_step == 1 and run.attempt == 2
+    assert Record.objects.count() == 0
+    assert [(s.key, s.status, s.attempt) for s in steps_of(run)] == [("amount", "succeeded", 1), ("save", "failed", 1)]
+    WorkflowRun.objects.filter(id=run.id).update(not_before=timezone.now())
+    run_execute(run.id)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and Record.objects.count() == 1
+    assert [(s.key, s.status, s.attempt) for s in steps_of(run)][-1] == ("save", "succeeded", 2)
+
+
+def test_a_resend_the_broker_refused_does_not_count(make_workflow, run_now, settings, time_machine, monkeypatch):
+    """While the broker is down the sweeper retries each sweep, and the doubling starts only with a sent message."""
+    from workflows.services import runs
+
+    settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS = 60
+    start = timezone.now()
+    time_machine.move_to(start, tick=False)
+    run = run_now(make_workflow(steps=[{"action": "set_values", "config": {"values": {"a": 1}}}]), execute=False)
+    monkeypatch.setattr(runs, "dispatch", lambda *args, **kwargs: False)
+    for second in (70, 80):
+        time_machine.move_to(start + timedelta(seconds=second), tick=False)
+        assert runs_sweep()["stale"] == 1  # found again each sweep, since nothing was sent
+    run.refresh_from_db()
+    assert run.resends == 0

@@ -26,8 +26,9 @@ def queue_name(kind: str) -> str:
     return f"{settings.QUEUE_PREFIX}{kind}"
 
 
-def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None) -> None:
-    """Send a run's task to the broker; a broker that is down loses nothing, the sweeper resends."""
+def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None) -> bool:
+    """Send a run's task to the broker (False if it could not be sent); a broker that is down loses
+    nothing, the sweeper resends."""
     from workflows.tasks import run_execute
 
     # The run's timeout becomes Celery's soft time limit too, so even a step stuck in code that
@@ -37,6 +38,8 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
         run_execute.apply_async(args=[str(run_id)], queue=queue_name(queue), countdown=countdown, **limits)
     except Exception:  # any broker/transport error: the row is committed, the sweeper resends it
         logger.exception("Could not enqueue run %s; the sweeper will retry", run_id)
+        return False
+    return True
 
 
 def _queued_run(
@@ -158,13 +161,15 @@ def runs_sweep(*, batch_size: int = 500) -> dict[str, int]:
             id__in=[run_id for run_id, _ in expired], status=RunStatus.RUNNING, lease_expires_at__lt=now
         ).update(status=RunStatus.QUEUED, lease_expires_at=None, not_before=now, resends=0)
     stale = list(WorkflowRun.objects.filter(runs_stale_q(now)).values_list("id", "queue")[:batch_size])
-    if stale:
+    for run_id, queue in expired:
+        dispatch(run_id, queue)
+    # Only a message that was sent counts as a resend: while the broker is down the wait does not grow.
+    sent = [run_id for run_id, queue in stale if dispatch(run_id, queue)]
+    if sent:
         # The resend is the new starting point of the wait, and the next one waits twice as long.
-        WorkflowRun.objects.filter(id__in=[run_id for run_id, _ in stale], status=RunStatus.QUEUED).update(
+        WorkflowRun.objects.filter(id__in=sent, status=RunStatus.QUEUED).update(
             not_before=now, resends=F("resends") + 1
         )
-    for run_id, queue in expired + stale:
-        dispatch(run_id, queue)
     if expired or stale:
         logger.warning("Sweeper resent %d expired and %d stale runs", len(expired), len(stale))
     return {"expired": len(expired), "stale": len(stale)}
