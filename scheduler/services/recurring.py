@@ -229,12 +229,16 @@ def _sync_periodic_task(event: RecurringEvent) -> PeriodicTask:
     task.enabled = event.enabled and event.next_slot is not None
     task.interval, task.crontab = None, None
     if "interval" in spec:
-        task.interval, _ = IntervalSchedule.objects.get_or_create(**spec["interval"])
+        # Not get_or_create: beat creates the same rows for its own entries, and two made at the same
+        # moment (no unique constraint) would make every later get() fail.
+        task.interval = IntervalSchedule.objects.filter(**spec["interval"]).order_by("id").first() or (
+            IntervalSchedule.objects.create(**spec["interval"])
+        )
         if event.next_slot is not None:
             # Align beat's interval clock with the ledger's slots (beat counts from last_run_at).
             task.last_run_at = event.next_slot - timedelta(seconds=frequency.seconds)
     else:
-        task.crontab = CrontabSchedule.objects.filter(**spec["crontab"]).first() or CrontabSchedule.objects.create(
+        task.crontab = CrontabSchedule.objects.filter(**spec["crontab"]).order_by("id").first() or CrontabSchedule.objects.create(
             **spec["crontab"]
         )
     task.save()
