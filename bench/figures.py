@@ -111,20 +111,26 @@ class Bench:
         self.memory("baseline web", "after start", self.base_web)
 
     def start_workers(self) -> None:
-        """The Procfile's two workers and beat, as `make run` starts them."""
+        """The Procfile's two workers, as `make run` starts them; beat runs inside `worker` (--beat)."""
         self.workers["worker_interactive"] = self.stack.worker("worker_interactive", self.procfile["worker_interactive"])
         self.workers["worker"] = self.stack.worker("worker", self.procfile["worker"])
-        self.beat = self.stack.beat(self.procfile["beat"])
+        self.stack.wait_log(self.workers["worker"], "beat: Starting")
+
+    @property
+    def single_worker(self) -> str:
+        """The `worker` line without the beat it embeds: extra workers must not add a second beat."""
+        return stack.drop_flag(self.procfile["worker"], "--beat")
 
     def base_worker(self, queue: str, concurrency: int | None = None, name: str = "baseline") -> stack.Process:
-        command = stack.set_option(stack.baseline_command(self.procfile["worker"]), "-Q", queue)
+        command = stack.set_option(stack.baseline_command(self.single_worker), "-Q", queue)
         command = stack.set_option(command, "-n", f"{name}@%h")
         if concurrency is not None:
             command = stack.set_option(command, "--concurrency", str(concurrency))
         return self.stack.worker(name, command, env=stack.BASELINE_ENV)
 
-    def product_worker(self, queue: str, concurrency: int | None, name: str) -> stack.Process:
-        command = stack.set_option(self.procfile["worker"], "-Q", queue)
+    def product_worker(self, queue: str, concurrency: int | None, name: str, beat: bool) -> stack.Process:
+        # The one that keeps --beat carries the stack's beat while the Procfile's own `worker` is stopped.
+        command = stack.set_option(self.procfile["worker"] if beat else self.single_worker, "-Q", queue)
         command = stack.set_option(command, "-n", f"{name}@%h")
         if concurrency is not None:
             command = stack.set_option(command, "--concurrency", str(concurrency))
@@ -456,7 +462,7 @@ class Bench:
         self.stack.stop(self.workers.pop("worker"))
         fixtures.reset_runs()
         self.purge_queues()
-        (worker,) = self._hold(lambda hold, name: self.product_worker(hold, None, name), ["worker"])
+        (worker,) = self._hold(lambda hold, name: self.product_worker(hold, None, name, beat=True), ["worker"])
         began = time.monotonic()
         fixtures.enqueue_runs(count, queues=["default"])
         enqueue_rate = count / (time.monotonic() - began)
@@ -471,7 +477,8 @@ class Bench:
         # Scale-out: two single-process workers on separate queues (default and bulk).
         fixtures.reset_runs()
         self.purge_queues()
-        workers = self._hold(lambda hold, name: self.product_worker(hold, 1, name), ["worker-a", "worker-b"])
+        workers = self._hold(lambda hold, name: self.product_worker(hold, 1, name, beat=name == "worker-a"),
+                             ["worker-a", "worker-b"])
         fixtures.enqueue_runs(count, queues=["default", "bulk"])
         self._release({"worker-a": f"{stack.QUEUE_PREFIX}default", "worker-b": f"{stack.QUEUE_PREFIX}bulk"})
         seconds, failed, finished = self._wait_runs(count, timeout=self.size.drain_cap_s, caller="bench")

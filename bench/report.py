@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 OPTIMISATIONS = Path(__file__).resolve().parent / "optimisations"
-REST_PROCESSES = ("web", "worker_interactive", "worker", "beat")
+REST_PROCESSES = ("web", "worker_interactive", "worker")
 
 
 def as_dict(results) -> dict:
@@ -138,7 +138,7 @@ def rows(results) -> list[tuple[str, str, str, str, str, str]]:
     if rest is not None:
         parts = ", ".join(f"{name} {results.memory[name]['after start']:.0f}" for name in REST_PROCESSES)
         base = sum(results.memory.get(n, {}).get("after start", 0) for n in ("baseline web", "baseline worker"))
-        out.append(("8. Memory at rest, PSS (web --preload + 2 workers + beat)", f"{rest:.0f} MB ({parts})",
+        out.append(("8. Memory at rest, PSS (web --preload + 2 workers, beat inside `worker`)", f"{rest:.0f} MB ({parts})",
                     f"{base:.0f} MB (web + worker)" if base else "—", "—", "≤ 400 MB", _verdict(rest <= 400)))
     queries = results.figures.get("queries", {})
     if queries:
@@ -240,7 +240,8 @@ means other work was competing, and every figure (the baselines too) is lower fo
 ## How each figure is measured
 
 - **Stack**: the `Procfile`'s `web` (gunicorn gthread, 2 workers × 8 threads, `--preload`, access log on),
-  `worker_interactive` (1 process), `worker` (`default,bulk`, concurrency 2) and `beat`, with
+  `worker_interactive` (1 process) and `worker` (`default,bulk`, concurrency 2, with beat forked inside it by
+  `--beat`), with
   `ENGINE_ROOM_ENV=production` (DEBUG off), its own PostgreSQL database, Redis database and queue prefix.
   The per-token rate limit is raised for the load (it is still checked on every call).
 - **Baseline** (`bench/baseline/`): a bare Django + DRF project (no sessions/auth middleware) whose endpoint
@@ -269,7 +270,9 @@ means other work was competing, and every figure (the baselines too) is lower fo
 - **6. Isolation**: sequential sync calls (interactive queue) while a list batch drains on the bulk queue.
 - **7. Scale-out**: the drain of 3 with two `worker` processes × 1 child on separate queues (the shape of N
   worker machines); the baseline does the same with no-op tasks. See `docs/scaling.md`.
-- **8. Footprint**: PSS from `/proc/<pid>/smaps_rollup`, summed over each process tree. Queries counted with
+- **8. Footprint**: PSS from `/proc/<pid>/smaps_rollup`, summed over each process tree (so `worker` includes
+  its beat). The drains' extra workers run without `--beat`, except one that keeps the stack's beat while
+  the Procfile's `worker` is stopped. Queries counted with
   Django's `CaptureQueriesContext` in the benchmark process (see `tests/test_structure.py`).
 
 ## Memory (PSS, MB)

@@ -119,6 +119,11 @@ def set_option(command: str, option: str, value: str) -> str:
     return pattern.sub(f"{option} {value}", command, count=1)
 
 
+def drop_flag(command: str, flag: str) -> str:
+    """A command line without the option `flag` (one that takes no value)."""
+    return re.sub(rf"\s{re.escape(flag)}(?=\s|$)", "", command)
+
+
 @dataclass
 class Process:
     """One started command (its own process group) and its log."""

@@ -62,6 +62,15 @@ class Processes:
         self._wait_for(process, "beat: Starting")
         return process
 
+    def procfile(self, name: str, *, env: dict | None = None, ready: str = "ready.") -> subprocess.Popen:
+        """A line of the Procfile, run through the shell as honcho runs it (so its ${VAR:-default}s expand)."""
+        line = next(text.partition(":")[2].strip() for text in (ROOT / "Procfile").read_text().splitlines()
+                    if text.startswith(f"{name}:"))
+        path = f"{Path(CELERY).parent}{os.pathsep}{self.env.get('PATH', '')}"
+        process = self._spawn(name, ["bash", "-c", f"exec {line}"], {"PATH": path, **(env or {})})
+        self._wait_for(process, ready)
+        return process
+
     def _wait_for(self, process: subprocess.Popen, text: str, timeout: float = 60) -> None:
         log = next(log for proc, log in self.running if proc is process)
         deadline = time.monotonic() + timeout

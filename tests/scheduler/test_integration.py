@@ -72,6 +72,20 @@ def test_a_scheduled_run_starts_after_its_due_time_and_a_cancelled_one_never_run
     assert list(WorkflowRun.objects.values_list("params__name", flat=True)) == ["kept"]
 
 
+def test_the_procfiles_worker_line_runs_beat_inside_it(processes, greet):
+    """`make run` starts no beat of its own: the `worker` line embeds one, and it dispatches due runs."""
+    processes.procfile("worker", env=FAST)
+    due = timezone.now() + timedelta(seconds=1)
+    scheduled_run_create(workflow=greet, params={"name": "procfile"}, due_at=due)
+
+    run = wait_until(
+        lambda: WorkflowRun.objects.filter(params__name="procfile", status=RunStatus.SUCCEEDED).first(),
+        timeout=40, message="the scheduled run to finish",
+    )
+    assert run.started_at >= due
+    assert "beat: Starting" in processes.logs()
+
+
 def test_a_list_of_1000_items_runs_each_item_once_and_the_batch_says_so(processes, greet):
     start(processes, worker_concurrency=3)
     items = [f"item-{i}" for i in range(1000)]
