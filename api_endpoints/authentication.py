@@ -16,13 +16,14 @@ def presented_token(request) -> str | None:
     return request.GET.get("api_token") or None
 
 
-def request_token(request, prefetched: dict | None = None) -> tuple[bool, TokenInfo | None]:
-    """(whether a token was presented, the valid token or None); a valid token's use is recorded."""
+def request_token(request, prefetched: dict | None = None, touch: bool = True) -> tuple[bool, TokenInfo | None]:
+    """(whether a token was presented, the valid token or None); a valid token's use is recorded unless
+    the caller does it (touch=False)."""
     raw = presented_token(request)
     if raw is None:
         return False, None
     token = token_authenticate(token=raw, prefetched=prefetched)
-    if token is not None:
+    if token is not None and touch:
         token_touch(token_id=token.id)
     return True, token
 

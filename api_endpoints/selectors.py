@@ -8,6 +8,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.db.models import QuerySet
 
+from config.cache import get_many_and_count
 from config.errors import NotFoundError
 from logs.models import WorkflowRun
 from workflows.models import Secret, Workflow
@@ -31,7 +32,8 @@ def workflow_name_key(workflow_id: int) -> str:
 
 
 def token_key(prefix: str) -> str:
-    return f"api:tok:{prefix}"
+    # "token", not the older "tok": entries cached by a release whose TokenInfo had no prefix are never read.
+    return f"api:token:{prefix}"
 
 
 def cache_get(key: str):
@@ -43,13 +45,14 @@ def cache_get(key: str):
         return None
 
 
-def cache_get_many(keys: list[str]) -> dict | None:
-    """Several cached values in one round trip (missing keys absent); None when the cache is down."""
+def cache_get_many_and_count(keys: list[str], counter: str | None, timeout: int) -> tuple[dict | None, int | None]:
+    """Several cached values (missing keys absent) and one more on a rate-limit counter (None: none), in one
+    round trip; (None, None) when the cache is down."""
     try:
-        return cache.get_many(keys)
+        return get_many_and_count(keys, counter, timeout)
     except Exception:  # any cache backend error: each lookup then falls back on its own
         logger.warning("Cache unavailable; reading %s from the database", keys, exc_info=True)
-        return None
+        return None, None
 
 
 def _cached(key: str, prefetched: dict | None):
@@ -78,7 +81,7 @@ def endpoint_workflow(*, name: str, prefetched: dict | None = None) -> Workflow 
 
     The draft `definition` is deferred: live calls run the published version, whose parsed definition
     `workflows.selectors.version_definition` caches per process. `prefetched`: the cache entries a caller
-    already read in one round trip (`cache_get_many`).
+    already read in one round trip (`cache_get_many_and_count`).
     """
     cached = _cached(workflow_key(name), prefetched)
     if cached == _MISSING:
@@ -108,6 +111,7 @@ class TokenInfo:
     """What a request's token may do, as cached for the hot path (no model instance, no queries)."""
 
     id: int
+    prefix: str
     name: str
     admin: bool
     workflow_ids: frozenset[int]
@@ -135,7 +139,8 @@ def token_authenticate(*, token: str, prefetched: dict | None = None) -> TokenIn
             cache_set_many({token_key(prefix): _MISSING}, 60)
             return None
         ids = frozenset() if row.admin else frozenset(row.workflows.values_list("id", flat=True))
-        info = TokenInfo(id=row.id, name=row.name, admin=row.admin, workflow_ids=ids, digest=row.digest)
+        info = TokenInfo(id=row.id, prefix=prefix, name=row.name, admin=row.admin, workflow_ids=ids,
+                         digest=row.digest)
         cache_set_many({token_key(prefix): info})
     if not hmac.compare_digest(info.digest, token_digest(token)):
         return None

@@ -64,12 +64,15 @@ def token_revoke(*, token: ApiToken) -> ApiToken:
     return token
 
 
-def token_touch(*, token_id: int) -> None:
-    """Record that a token was used; at most one write per token per TOKEN_TOUCH_SECONDS."""
-    try:
-        due = cache.add(f"api:tok-used:{token_id}", 1, TOKEN_TOUCH_SECONDS)
-    except Exception:  # without the cache, write every time rather than never
-        due = True
+def token_touch(*, token_id: int, first_in_window: bool | None = None) -> None:
+    """Record that a token was used: on the first call of each rate-limit window when the caller counted
+    the call (first_in_window), else at most once per TOKEN_TOUCH_SECONDS."""
+    due = first_in_window
+    if due is None:
+        try:
+            due = cache.add(f"api:tok-used:{token_id}", 1, TOKEN_TOUCH_SECONDS)
+        except Exception:  # without the cache, write every time rather than never
+            due = True
     if due:
         ApiToken.objects.filter(id=token_id).update(last_used_at=timezone.now())
 

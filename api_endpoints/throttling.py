@@ -1,13 +1,17 @@
 """Rate limits on the cache: per token (or signed-in person) and per IP for callers without one.
 
-A fixed-window counter (one atomic INCR per call) rather than DRF's default timestamp history,
-which would pickle a list as long as the rate on every call. When the cache is down the limits
-fail open: an outage of Redis must not take the endpoints down with it.
+A fixed-window counter (one atomic INCR per call, one round trip) rather than DRF's default timestamp
+history, which would pickle a list as long as the rate on every call. A token's counter is named by the
+token's public prefix, so a webhook call counts it in the same round trip that reads the token and the
+workflow from the cache. When the cache is down the limits fail open: an outage of Redis must not take
+the endpoints down with it.
 """
 import logging
 
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from config.cache import window_count
 
 from .selectors import TokenInfo
 
@@ -20,17 +24,24 @@ class _WindowThrottle(SimpleRateThrottle):
         return settings.ENGINE_ROOM_RATE_LIMITS.get(self.scope)
 
     def __init__(self):
+        self.count = None
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
 
     def identity(self, request) -> str | None:
         raise NotImplementedError
 
+    def window_key(self, ident: str) -> str:
+        self.now = self.timer()
+        return f"throttle:{self.scope}:{ident}:{int(self.now // self.duration)}"
+
+    @property
+    def window_seconds(self) -> int:
+        return self.duration + 1
+
     def get_cache_key(self, request, view):
         ident = self.identity(request)
-        if ident is None:
-            return None
-        return f"throttle:{self.scope}:{ident}:{int(self.timer() // self.duration)}"
+        return None if ident is None else self.window_key(ident)
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -38,18 +49,16 @@ class _WindowThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.now = self.timer()
         try:
-            try:
-                count = self.cache.incr(self.key)
-            except ValueError:  # first call of this window
-                if not self.cache.add(self.key, 1, self.duration + 1):
-                    count = self.cache.incr(self.key)
-                else:
-                    count = 1
+            count = window_count(self.key, self.window_seconds)
         except Exception:  # cache unreachable: fail open
             logger.warning("Rate limit cache unavailable; not limiting", exc_info=True)
             return True
+        return self.counted(count)
+
+    def counted(self, count: int) -> bool:
+        """Whether a call numbered `count` in its window is within the rate."""
+        self.count = count
         return count <= self.num_requests
 
     def wait(self):
@@ -61,10 +70,18 @@ class PrincipalRateThrottle(_WindowThrottle):
 
     scope = "token"
 
+    @staticmethod
+    def token_identity(prefix: str) -> str:
+        return f"p{prefix}"
+
+    def token_window_key(self, prefix: str) -> str | None:
+        """The counter of a token's current window, known from its prefix before the token is checked."""
+        return None if self.rate is None else self.window_key(self.token_identity(prefix))
+
     def identity(self, request):
         auth = getattr(request, "auth", None)
         if isinstance(auth, TokenInfo):
-            return f"t{auth.id}"
+            return PrincipalRateThrottle.token_identity(auth.prefix)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and user.pk is not None:
             return f"u{user.pk}"
@@ -86,12 +103,24 @@ def retry_after(throttle: _WindowThrottle) -> int:
     return max(1, int(throttle.wait() + 0.999))
 
 
-def webhook_throttle(request, token: TokenInfo | None) -> _WindowThrottle | None:
-    """The limit a webhook call exceeds, if any: its token's, or its IP's when it has no valid token."""
-    throttle = PrincipalRateThrottle() if token is not None else IpRateThrottle()
+def webhook_throttle(request, token: TokenInfo | None, counted: tuple[str, int] | None = None) -> _WindowThrottle:
+    """The limit of a webhook call, counted: its token's, or its IP's when it has no valid token.
+    `counted` is (counter key, count) when the call's lookups already counted its token's window."""
+    if token is not None:
+        throttle = PrincipalRateThrottle()
+        if counted is not None and counted[0] == throttle.token_window_key(token.prefix):
+            throttle.counted(counted[1])
+            return throttle
+    else:
+        throttle = IpRateThrottle()
     # The webhook reads no session, so the throttles see the token (or nothing) and the client address.
-    allowed = throttle.allow_request(_Caller(request, token), None)
-    return None if allowed else throttle
+    throttle.allow_request(_Caller(request, token), None)
+    return throttle
+
+
+def over_limit(throttle: _WindowThrottle) -> bool:
+    """Whether a counted call is past its rate (an uncounted one, with no rate or no cache, never is)."""
+    return throttle.count is not None and throttle.count > throttle.num_requests
 
 
 class _Caller:

@@ -32,15 +32,15 @@ from .authentication import presented_token, request_token
 from .permissions import EDITOR, role_at_least, user_role
 from .selectors import (
     TokenInfo,
-    cache_get_many,
+    cache_get_many_and_count,
     endpoint_workflow,
     idempotency_key_get,
     token_key,
     workflow_key,
 )
-from .services import idempotency_key_claim, sample_request_save
+from .services import idempotency_key_claim, sample_request_save, token_touch
 from .signatures import DEFAULT_HMAC_HEADER, STRIPE_HEADER, hmac_valid, stripe_valid
-from .throttling import retry_after, webhook_throttle
+from .throttling import PrincipalRateThrottle, over_limit, retry_after, webhook_throttle
 from .tokens import token_prefix
 from .waiting import run_wait
 
@@ -100,12 +100,18 @@ def check_body_size(request) -> None:
         raise EndpointError(413, f"The request body is {length} bytes; the limit is {limit} bytes.")
 
 
-def prefetch_lookups(request, name: str) -> dict | None:
-    """The cache entries of the call's token and workflow, read in one round trip instead of two."""
+def prefetch_lookups(request, name: str) -> tuple[dict | None, tuple[str, int] | None]:
+    """The cache entries of the call's token and workflow, and its count in its token's rate-limit window
+    ((counter key, count), or None), in one round trip instead of four."""
     raw = presented_token(request)
     prefix = token_prefix(raw) if raw else None
     keys = ([token_key(prefix)] if prefix else []) + ([workflow_key(name)] if definitions.NAME_RE.match(name) else [])
-    return cache_get_many(keys) if keys else {}
+    throttle = PrincipalRateThrottle()
+    counter = throttle.token_window_key(prefix) if prefix else None
+    if not keys and counter is None:
+        return {}, None
+    values, count = cache_get_many_and_count(keys, counter, throttle.window_seconds)
+    return values, ((counter, count) if count is not None else None)
 
 
 def find_target(name: str, *, draft: bool, prefetched: dict | None = None) -> Target | None:
@@ -183,12 +189,15 @@ class _EndpointApi(APIView):
     def run(self, request, name):
         raise NotImplementedError
 
-    def credentials(self, request, prefetched: dict | None = None) -> tuple[bool, TokenInfo | None]:
+    def credentials(self, request, prefetched: dict | None = None,
+                    counted: tuple[str, int] | None = None) -> tuple[bool, TokenInfo | None]:
         """Body size first (413), then the token, then the rate limit (429) for the token or the IP."""
         check_body_size(request)
-        presented, token = request_token(request, prefetched)
-        throttle = webhook_throttle(request, token)
-        if throttle is not None:
+        presented, token = request_token(request, prefetched, touch=False)
+        throttle = webhook_throttle(request, token, counted)
+        if token is not None:
+            token_touch(token_id=token.id, first_in_window=None if throttle.count is None else throttle.count == 1)
+        if over_limit(throttle):
             raise EndpointError(
                 429, "Too many requests; slow down.", headers={"Retry-After": str(retry_after(throttle))}
             )
@@ -200,8 +209,8 @@ class WorkflowCallApi(_EndpointApi):
 
     # --- the checks, in order ---------------------------------------------------------------
     def run(self, request, name):
-        prefetched = prefetch_lookups(request, name)
-        presented, token = self.credentials(request, prefetched)
+        prefetched, counted = prefetch_lookups(request, name)
+        presented, token = self.credentials(request, prefetched, counted)
         target = find_target(name, draft=self.draft, prefetched=prefetched)
         raw_body = inbound.read_body(request)
         self.authorize(request, name, target, presented, token, raw_body)

@@ -39,3 +39,29 @@ def test_cold_call_reads_token_workflow_and_definition_once(make_workflow, admin
         assert _call(admin_token, {"a": "x"}).status_code == 202
     statements = [query["sql"].split()[0] for query in queries.captured_queries]
     assert statements == ["SELECT", "UPDATE", "SELECT", "SELECT", "INSERT"], statements
+
+
+CACHE_COMMANDS = (b"GET", b"MGET", b"SET", b"INCRBY", b"EXISTS", b"EXPIRE", b"DEL")
+
+
+def test_warm_call_is_one_cache_round_trip(make_workflow, make_token, monkeypatch):
+    """A warm async call reads its token and workflow and counts its rate-limit window in one Redis round
+    trip (the task it sends is the broker's); no other cache command goes out."""
+    import redis.connection
+
+    make_workflow()
+    token = make_token("caller", ["echo"])
+    assert _call(token, {}).status_code == 202
+    round_trips = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        chunks = [command] if isinstance(command, bytes | str) else list(command)
+        payload = b"".join(chunk.encode() if isinstance(chunk, str) else bytes(chunk) for chunk in chunks)
+        round_trips.append([name for name in CACHE_COMMANDS if b"\r\n" + name + b"\r\n" in payload])
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    assert _call(token, {}).status_code == 202
+    cache_trips = [names for names in round_trips if names]
+    assert cache_trips == [[b"MGET", b"SET", b"INCRBY"]], round_trips
