@@ -40,10 +40,10 @@ class Size:
 SIZES = {
     "full": Size("full", burst_seconds=8, burst_repeats=3, sustained_seconds=10, sustained_repeats=3,
                  sync_calls=1000, drain=10_000, list_items=10_000, big_list=100_000, due_same_second=1000,
-                 single_due=12, interval_window=15, isolation_calls=1000, inline_runs=300, drain_cap_s=100),
+                 single_due=12, interval_window=15, isolation_calls=1000, inline_runs=300, drain_cap_s=45),
     "small": Size("small", burst_seconds=3, burst_repeats=1, sustained_seconds=4, sustained_repeats=1,
                   sync_calls=100, drain=600, list_items=600, big_list=5000, due_same_second=100,
-                  single_due=4, interval_window=5, isolation_calls=100, inline_runs=30, drain_cap_s=60),
+                  single_due=4, interval_window=5, isolation_calls=100, inline_runs=30, drain_cap_s=45),
 }
 
 

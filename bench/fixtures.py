@@ -130,16 +130,17 @@ def reset_runs() -> None:
 
 
 def enqueue_runs(count: int, *, queues: list[str], chunk: int = 500) -> None:
-    """`count` queued runs of bench_async, through run_enqueue (a row, then a message on commit)."""
+    """`count` queued runs of bench_async, as the dispatcher writes them (runs_enqueue_many: one INSERT per
+    chunk, each run's message sent once it commits); the queues take turns."""
     from logs.models import RunTrigger
-    from workflows.services import run_enqueue
+    from workflows.services.runs import runs_enqueue_many
 
     target = workflow("bench_async")
     params = {"email": BODY["email"], "amount": BODY["amount"], "vip": BODY["vip"]}
-    sent = 0
-    while sent < count:
+    for start in range(0, count, chunk):
         with transaction.atomic():
-            for _ in range(min(chunk, count - sent)):
-                run_enqueue(workflow=target, params=dict(params), trigger=RunTrigger.MANUAL,
-                            queue=queues[sent % len(queues)], caller="bench")
-                sent += 1
+            runs_enqueue_many(specs=[
+                {"workflow": target, "params": dict(params), "trigger": RunTrigger.MANUAL,
+                 "queue": queues[index % len(queues)], "caller": "bench"}
+                for index in range(start, min(start + chunk, count))
+            ])

@@ -257,7 +257,7 @@ means other work was competing, and every figure (the baselines too) is lower fo
   per step** = (median run duration from the run log − median time inside the three `action.run()` calls,
   timed in-process) ÷ 3; "inline" runs the engine in the benchmark process and times `action.run()` directly.
 - **3. Drain**: the `worker` line is started on a queue nobody sends to, N runs are written with
-  `run_enqueue`, then the worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
+  `runs_enqueue_many` (as the dispatcher writes them), then the worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
   rate is runs finished ÷ (first run started → last run finished). Baseline: the same with N no-op tasks
   between two tasks that record the time.
 - **4. Bulk**: an async webhook run does `find_records` (N records) → `schedule_workflow_on_list`; the
