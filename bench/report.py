@@ -265,8 +265,10 @@ means other work was competing, and every figure (the baselines too) is lower fo
   update_record) dispatched by beat's 1 s dispatcher. The 100,000-item list is spaced a day apart (only the
   first comes due) and cancelled afterwards.
 - **5. Accuracy**: one-off runs due alone (1.3 s apart) and an `every 1 seconds` recurring event at the same
-  time; then N `ScheduledRun` rows due in the same whole second. Enqueued = the row's `dispatched_at`;
-  started = the run's `started_at`.
+  time; then N `ScheduledRun` rows due in the same whole second. Enqueued = the row's `dispatched_at`; the
+  dispatcher sends a run due before its next tick ahead, with its due time as the task's ETA, and such a run
+  counts as enqueued on time (0 s, not its negative lead); started = the run's `started_at`, which shows
+  whether it really began on time.
 - **6. Isolation**: sequential sync calls (interactive queue) while a list batch drains on the bulk queue.
 - **7. Scale-out**: the drain of 3 with two `worker` processes × 1 child on separate queues (the shape of N
   worker machines); the baseline does the same with no-op tasks. See `docs/scaling.md`.

@@ -330,6 +330,9 @@ if PRODUCTION:
 # The dispatcher's tick: due scheduled runs start within about this long after their time.
 ENGINE_ROOM_DISPATCH_SECONDS = env.float("ENGINE_ROOM_DISPATCH_SECONDS", default=1.0)
 ENGINE_ROOM_DISPATCH_BATCH_SIZE = env.int("ENGINE_ROOM_DISPATCH_BATCH_SIZE", default=500)
+# The dispatcher also sends runs due before its next tick, held by Celery until their due time.
+ENGINE_ROOM_DISPATCH_AHEAD_SECONDS = env.float("ENGINE_ROOM_DISPATCH_AHEAD_SECONDS",
+                                               default=max(1.0, ENGINE_ROOM_DISPATCH_SECONDS))
 # One tick stops claiming new batches after this long; the next tick goes on.
 ENGINE_ROOM_DISPATCH_BUDGET_SECONDS = env.float("ENGINE_ROOM_DISPATCH_BUDGET_SECONDS", default=20.0)
 ENGINE_ROOM_LIST_MAX_ITEMS = env.int("ENGINE_ROOM_LIST_MAX_ITEMS", default=100_000)

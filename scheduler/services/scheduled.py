@@ -95,10 +95,18 @@ def _waiting(ids) -> QuerySet[ScheduledRun]:
 
 
 def scheduled_runs_cancel(*, ids) -> int:
-    """Cancel pending or paused scheduled runs; returns how many were cancelled (dispatched ones stay)."""
-    return _waiting(ids).filter(status__in=_WAITING).update(
-        status=ScheduledRunStatus.CANCELLED, cancelled_at=timezone.now()
-    )
+    """Cancel pending or paused scheduled runs, and those the dispatcher sent ahead of their due time
+    whose run has not started; returns how many were cancelled (started ones stay)."""
+    from workflows.services.runs import run_cancel_queued
+
+    rows, now = _waiting(ids), timezone.now()
+    cancelled = rows.filter(status__in=_WAITING).update(status=ScheduledRunStatus.CANCELLED, cancelled_at=now)
+    ahead = rows.filter(status=ScheduledRunStatus.DISPATCHED, run__status=RunStatus.QUEUED, run__not_before__gt=now)
+    for row_id, run_id in ahead.values_list("id", "run_id"):
+        if run_cancel_queued(run_id=run_id):
+            ScheduledRun.objects.filter(id=row_id).update(status=ScheduledRunStatus.CANCELLED, cancelled_at=now)
+            cancelled += 1
+    return cancelled
 
 
 def scheduled_runs_pause(*, ids) -> int:
@@ -284,14 +292,15 @@ def scheduled_runs_dispatch(*, now: datetime | None = None, batch_size: int | No
     started = time.monotonic()
     total, full = 0, set()
     while True:
-        claimed, dispatched = _dispatch_batch(now or timezone.now(), batch_size, full)
+        claimed, dispatched = _dispatch_batch(now or timezone.now(), batch_size, full,
+                                              timedelta(seconds=settings.ENGINE_ROOM_DISPATCH_AHEAD_SECONDS))
         total += dispatched
         if claimed < batch_size or time.monotonic() - started > budget:
             return total
 
 
-def _claim(now: datetime, size: int, exclude_workflows: set) -> list[ScheduledRun]:
-    due = ScheduledRun.objects.filter(status=ScheduledRunStatus.PENDING, due_at__lte=now).exclude(
+def _claim(until: datetime, size: int, exclude_workflows: set) -> list[ScheduledRun]:
+    due = ScheduledRun.objects.filter(status=ScheduledRunStatus.PENDING, due_at__lte=until).exclude(
         workflow_id__in=exclude_workflows
     ).order_by("due_at", "id")
     if connection.features.has_select_for_update_skip_locked:
@@ -323,12 +332,14 @@ def _free_slots(workflows: dict[int, Workflow]) -> dict[int, int | None]:
     return limits
 
 
-def _dispatch_batch(now: datetime, size: int, full: set) -> tuple[int, int]:
-    """Claim up to size due rows and start their runs in the same transaction; (claimed, dispatched)."""
+def _dispatch_batch(now: datetime, size: int, full: set, ahead: timedelta = timedelta(0)) -> tuple[int, int]:
+    """Claim up to size rows due by now + ahead and start their runs in the same transaction; a row not
+    yet due is sent with its due time as the run's not_before, which Celery holds the task until
+    (so it starts on time rather than up to a tick late). (claimed, dispatched)."""
     from workflows.services.runs import runs_enqueue_many
 
     with transaction.atomic():
-        rows = _claim(now, size, full)
+        rows = _claim(now + ahead, size, full)
         if not rows:
             return 0, 0
         workflows = {
@@ -354,6 +365,8 @@ def _dispatch_batch(now: datetime, size: int, full: set) -> tuple[int, int]:
                 logger.exception("Scheduled run %s could not start", row.id)
                 row.error, spec = f"Not started: unexpected error {type(exc).__name__}: {exc}", None
             if spec is not None:
+                if row.due_at > now:
+                    spec["not_before"] = row.due_at
                 starting.append((row, spec))
             row.status, row.dispatched_at, row.claim_token = ScheduledRunStatus.DISPATCHED, started, None
             dispatched_rows.append(row)

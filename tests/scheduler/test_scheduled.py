@@ -55,6 +55,34 @@ def test_a_run_not_yet_due_waits(greet):
     assert scheduled.status == "dispatched"
 
 
+def test_a_run_due_before_the_next_tick_is_sent_ahead_and_held_until_due(
+    greet, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """A run due before the dispatcher's next tick goes out now, its task held by Celery until the due
+    time (so it starts on time, not up to a tick late); one due later waits for its own tick."""
+    settings.ENGINE_ROOM_DISPATCH_AHEAD_SECONDS = 2
+    countdowns = {}
+    monkeypatch.setattr("workflows.services.runs.dispatch",
+                        lambda run_id, queue, countdown=None, timeout_seconds=None: countdowns.update({run_id: countdown}))
+    soon = scheduled_run_create(workflow=greet, params={"name": "soon"}, due_at=later(1.5))
+    scheduled_run_create(workflow=greet, params={"name": "later"}, due_at=later(30))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduled_runs_dispatch() == 1
+    soon.refresh_from_db()
+    assert soon.status == "dispatched" and soon.run.not_before == soon.due_at
+    assert 0 < countdowns[soon.run_id] <= 1.5
+
+
+def test_cancelling_a_run_sent_ahead_stops_it_before_it_starts(greet, sent, drain):
+    row = scheduled_run_create(workflow=greet, params={"name": "x"}, due_at=later(0.8))
+    assert scheduled_runs_dispatch() == 1
+    assert scheduled_runs_cancel(ids=[row.id]) == 1
+    drain()
+    row.refresh_from_db()
+    assert row.status == "cancelled" and row.run.status == "cancelled"
+    assert row.run.started_at is None
+
+
 def test_it_runs_the_version_live_when_it_starts(greet):
     scheduled = scheduled_run_create(workflow=greet, params={"name": "Ada"}, due_at=later(-1))
     workflow_update(workflow=greet, definition={

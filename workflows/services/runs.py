@@ -104,15 +104,18 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> W
 
 def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
     """run_enqueue for many runs at once (the scheduler's dispatcher): one INSERT, and each run's task
-    sent once it commits. Each spec holds run_enqueue's arguments; none may be a draft or delayed."""
+    sent once it commits, with the countdown to its `not_before` if it has one. Each spec holds
+    run_enqueue's arguments; none may be a draft."""
     if any(spec["trigger"] != RunTrigger.WORKFLOW for spec in specs):
         check_wu_budget()
     built = [_queued_run(**spec) for spec in specs]
     runs = WorkflowRun.objects.bulk_create([run for run, _ in built])
 
     def send():
+        now = timezone.now()
         for run, timeout in built:
-            dispatch(run.id, run.queue, None, timeout)
+            countdown = (run.not_before - now).total_seconds() if run.not_before else 0
+            dispatch(run.id, run.queue, countdown if countdown > 0 else None, timeout)
 
     transaction.on_commit(send)
     return runs
@@ -120,18 +123,23 @@ def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
 
 def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
     """Cancel a queued run at once; a running one stops before its next step."""
-    now = timezone.now()
-    cancelled = WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
-        status=RunStatus.CANCELLED, finished_at=now, error_code="cancelled", error="Cancelled before it started."
-    )
-    if not cancelled:
+    if not run_cancel_queued(run_id=run.id):
         WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(cancel_requested=True)
     run.refresh_from_db()
+    return run
+
+
+def run_cancel_queued(*, run_id) -> bool:
+    """Cancel a run that has not started (False when it has, or is gone), and say so to whoever waits on it."""
+    cancelled = WorkflowRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=timezone.now(), error_code="cancelled",
+        error="Cancelled before it started.",
+    )
     if cancelled:
         from workflows.engine import announce_finished
 
-        announce_finished(run)
-    return run
+        announce_finished(WorkflowRun.objects.get(id=run_id))
+    return bool(cancelled)
 
 
 def run_rerun(*, run: WorkflowRun, caller: str = "") -> WorkflowRun:
