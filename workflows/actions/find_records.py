@@ -40,9 +40,11 @@ class FindRecords(Action):
         data_type = data_type_or_fail(config["type"])
         try:
             queryset = record_find(data_type=data_type, filter=config["filter"], order_by=config["order_by"] or None)
-            records = [record_to_dict(record) for record in queryset[: config["limit"]]]
+            # One row past the limit says whether there are more: only then is a COUNT query needed.
+            rows = list(queryset[: config["limit"] + 1])
         except ApplicationError as exc:
             raise as_action_error(exc) from exc
-        count = len(records) if len(records) < config["limit"] else queryset.count()
+        count = len(rows) if len(rows) <= config["limit"] else queryset.count()
+        records = [record_to_dict(record) for record in rows[: config["limit"]]]
         context.add_wu(len(records) * settings.ENGINE_ROOM_WU_COSTS["record_read"])
         return {"records": records, "count": count}
