@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 from django.db.models import QuerySet
 
-from config.errors import NotFoundError, RecordError
+from config.errors import ApplicationError, NotFoundError, RecordError
 
 from .filters import filter_q, order_by_expression
 from .models import DataType, Record
@@ -45,6 +45,46 @@ def record_find(
             raise RecordError("Invalid limit.", fields={"limit": "expected a whole number of records, 0 or more"})
         queryset = queryset[:limit]
     return queryset
+
+
+# Data types as this process last read them, by name: records_search trusts a copy only as far as the rows
+# it finds vouch for it (each carries its type's id and `modified`, joined), and re-reads it otherwise.
+_recent_types: dict[str, DataType] = {}
+
+
+def records_search(
+    *, type_name: str, filter: Mapping | None, order_by: str | None, limit: int
+) -> tuple[list[Record], int]:
+    """The first `limit` matches of a search on the named type, and how many match in all. A search that
+    finds rows costs one query (two when there are more than `limit`): the type is read again only when
+    this process has no copy of it, the rows show it changed, or there are no rows to show it did not."""
+    cached = _recent_types.get(type_name)
+    rows = None
+    if cached is not None:
+        try:
+            rows, count = _search(cached, filter, order_by, limit)
+        except ApplicationError:
+            pass  # perhaps the filter names a field added since: the current type decides
+        else:
+            if rows and _same_version(rows[0].data_type, cached):
+                return rows, count
+    current = _recent_types[type_name] = data_type_get(name=type_name)
+    if rows == [] and _same_version(current, cached):
+        return rows, count
+    return _search(current, filter, order_by, limit)
+
+
+def _same_version(data_type: DataType, copy: DataType) -> bool:
+    return data_type.pk == copy.pk and data_type.modified == copy.modified
+
+
+def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Record], int]:
+    queryset = record_find(data_type=data_type, filter=filter, order_by=order_by)
+    # One row past the limit says whether there are more: only then is a COUNT query needed.
+    rows = list(queryset[: limit + 1])
+    if len(rows) <= limit:
+        return rows, len(rows)
+    return rows[:limit], queryset.count()
 
 
 def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from config.errors import ApplicationError
 
 from .base import Action, ActionConfig
-from .records import as_action_error, data_type_or_fail, filter_field, type_field
+from .records import as_action_error, filter_field, type_field
 
 MAX_LIMIT = 10_000
 
@@ -35,16 +35,13 @@ class FindRecords(Action):
         )
 
     def run(self, *, config, context):
-        from datastore.selectors import record_find, record_to_dict
+        from datastore.selectors import record_to_dict, records_search
 
-        data_type = data_type_or_fail(config["type"])
         try:
-            queryset = record_find(data_type=data_type, filter=config["filter"], order_by=config["order_by"] or None)
-            # One row past the limit says whether there are more: only then is a COUNT query needed.
-            rows = list(queryset[: config["limit"] + 1])
-        except ApplicationError as exc:
+            rows, count = records_search(type_name=config["type"], filter=config["filter"],
+                                         order_by=config["order_by"] or None, limit=config["limit"])
+        except ApplicationError as exc:  # an unknown type or field, a bad filter: named in the step's error
             raise as_action_error(exc) from exc
-        count = len(rows) if len(rows) <= config["limit"] else queryset.count()
-        records = [record_to_dict(record) for record in rows[: config["limit"]]]
+        records = [record_to_dict(record) for record in rows]
         context.add_wu(len(records) * settings.ENGINE_ROOM_WU_COSTS["record_read"])
         return {"records": records, "count": count}
