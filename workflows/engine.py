@@ -90,6 +90,60 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     return sql, [field.attname for field in fields], converters
 
 
+@functools.lru_cache(maxsize=256)
+def _progress_statement(db, columns: tuple[str, ...], not_cancelled: bool) -> str:
+    """The UPDATE of a claimed run's columns (and `wu = wu + %s`) that holds only while this worker has
+    the claim; built once per connection wrapper and set of columns, since building it through the ORM
+    cost more than running it."""
+    qn = db.ops.quote_name
+    meta = WorkflowRun._meta
+    sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
+    condition = " AND cancel_requested = %s" if not_cancelled else ""
+    return (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
+            f"WHERE id = %s AND claim = %s AND status = %s{condition}")
+
+
+def _update_claimed(run: WorkflowRun, changes: dict, wu_add: float, *, not_cancelled: bool) -> int:
+    """Write `changes` (and add `wu_add`) to the run while this worker holds its claim (and, with
+    not_cancelled, while nobody asked to cancel it); how many rows it changed, 0 or 1."""
+    db = connections[WorkflowRun.objects.db]
+    meta = WorkflowRun._meta
+    params = [meta.get_field(name).get_db_prep_save(value, db) for name, value in changes.items()]
+    params += [wu_add, meta.pk.get_db_prep_value(run.id, db), run.claim, RunStatus.RUNNING]
+    if not_cancelled:
+        params.append(False)
+    with db.cursor() as cursor:
+        cursor.execute(_progress_statement(db, tuple(changes), not_cancelled), params)
+        return cursor.rowcount
+
+
+def _step_fields():
+    return [field for field in StepRun._meta.concrete_fields if not field.primary_key]
+
+
+@functools.lru_cache(maxsize=64)
+def _steps_statement(db, rows: int) -> str:
+    """A multi-row INSERT of `rows` StepRuns, built once per connection wrapper and row count."""
+    qn = db.ops.quote_name
+    fields = _step_fields()
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return (f"INSERT INTO {qn(StepRun._meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
+            f"VALUES {', '.join([row] * rows)}")
+
+
+def _insert_steps(steps: list[StepRun]) -> None:
+    """Insert the StepRuns a commit carries in one statement, or a few when they pass the database's limit
+    on parameters (their ids are not read back)."""
+    db = connections[StepRun.objects.db]
+    fields = _step_fields()
+    per_statement = max(1, (db.features.max_query_params or 2**16 - 1) // len(fields))
+    with db.cursor() as cursor:
+        for start in range(0, len(steps), per_statement):
+            chunk = steps[start:start + per_statement]
+            params = [field.get_db_prep_save(field.pre_save(step, True), db) for step in chunk for field in fields]
+            cursor.execute(_steps_statement(db, len(chunk)), params)
+
+
 def _claim_fast(run_id, now) -> WorkflowRun | None:
     """The common claim in one statement, read straight from the cursor: a raw queryset's per-call
     setup cost as much as the statement itself."""
@@ -517,25 +571,23 @@ class Execution:
         worker holds the claim: one UPDATE and one multi-row INSERT, in the caller's transaction or in
         one of their own. A cancel request is noticed here, for the loop to stop before the next step."""
         run = self.run
-        changes = {"current_step": run.current_step, "attempt": run.attempt, "wu": F("wu") + self.wu_pending,
-                   **ending}
+        changes = {"current_step": run.current_step, "attempt": run.attempt, **ending}
         answered = self.answer_pending
         if answered:
             changes["response"] = run.response
-        ours = WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING)
         # A lone UPDATE needs no transaction of its own (a run's end with nothing pending is one statement).
         with transaction.atomic(savepoint=False) if self.pending else contextlib.nullcontext():
             if ending:
-                updated = ours.update(**changes)
+                updated = _update_claimed(run, changes, self.wu_pending, not_cancelled=False)
             # Cancelled since the last commit (this one still commits), or the claim was lost: a second
             # update tells which.
-            elif not (updated := ours.filter(cancel_requested=False).update(**changes)):
-                updated = ours.update(**changes)
+            elif not (updated := _update_claimed(run, changes, self.wu_pending, not_cancelled=True)):
+                updated = _update_claimed(run, changes, self.wu_pending, not_cancelled=False)
                 run.cancel_requested = bool(updated)
             if not updated:
                 raise LostClaim(str(run.id))
             if self.pending:
-                StepRun.objects.bulk_create(self.pending)
+                _insert_steps(self.pending)
             if answered and not ending:
                 transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=run))
         run.wu += self.wu_pending

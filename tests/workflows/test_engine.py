@@ -414,16 +414,18 @@ def test_a_step_whose_commit_fails_is_retried_from_that_step_with_the_rows_befor
         {"key": "save", "action": "create_record", "retry": {"max_attempts": 2, "backoff_seconds": 1},
          "config": {"type": "invoice", "fields": {"amount": "{{ steps.amount.n }}"}}},
     ])
-    real = StepRun.objects.bulk_create
+    from workflows import engine
+
+    real = engine._insert_steps
     calls = []
 
-    def failing_once(objs, *args, **kwargs):
-        calls.append([obj.key for obj in objs])
+    def failing_once(steps):
+        calls.append([step.key for step in steps])
         if len(calls) == 1:
             raise IntegrityError("the step's commit failed")
-        return real(objs, *args, **kwargs)
+        return real(steps)
 
-    monkeypatch.setattr(StepRun.objects, "bulk_create", failing_once)
+    monkeypatch.setattr(engine, "_insert_steps", failing_once)
     run = run_now(workflow)
 
     assert run.status == "queued" and run.current_step == 1 and run.attempt == 2
