@@ -15,13 +15,13 @@ from .load import median, percentile, sequential, wrk
 CONNECTIONS = (16, 64)
 
 
-@dataclass(frozen=True)
 def _enqueue_delay(row) -> float:
     """Due → enqueued, in seconds. A run the dispatcher sent ahead (Celery holds it until its due time)
     was waiting in the queue when it came due: 0, not the negative lead; its start delay tells the rest."""
     return max(0.0, (row.dispatched_at - row.due_at).total_seconds())
 
 
+@dataclass(frozen=True)
 class Size:
     """How much of each load a run makes; `full` is what BENCHMARKS.md reports."""
 
