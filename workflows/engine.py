@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
+from config.sql import insert_rows
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -115,33 +116,6 @@ def _update_claimed(run: WorkflowRun, changes: dict, wu_add: float, *, not_cance
     with db.cursor() as cursor:
         cursor.execute(_progress_statement(db, tuple(changes), not_cancelled), params)
         return cursor.rowcount
-
-
-def _step_fields():
-    return [field for field in StepRun._meta.concrete_fields if not field.primary_key]
-
-
-@functools.lru_cache(maxsize=64)
-def _steps_statement(db, rows: int) -> str:
-    """A multi-row INSERT of `rows` StepRuns, built once per connection wrapper and row count."""
-    qn = db.ops.quote_name
-    fields = _step_fields()
-    row = f"({', '.join(['%s'] * len(fields))})"
-    return (f"INSERT INTO {qn(StepRun._meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
-            f"VALUES {', '.join([row] * rows)}")
-
-
-def _insert_steps(steps: list[StepRun]) -> None:
-    """Insert the StepRuns a commit carries in one statement, or a few when they pass the database's limit
-    on parameters (their ids are not read back)."""
-    db = connections[StepRun.objects.db]
-    fields = _step_fields()
-    per_statement = max(1, (db.features.max_query_params or 2**16 - 1) // len(fields))
-    with db.cursor() as cursor:
-        for start in range(0, len(steps), per_statement):
-            chunk = steps[start:start + per_statement]
-            params = [field.get_db_prep_save(field.pre_save(step, True), db) for step in chunk for field in fields]
-            cursor.execute(_steps_statement(db, len(chunk)), params)
 
 
 def _claim_fast(run_id, now) -> WorkflowRun | None:
@@ -587,7 +561,7 @@ class Execution:
             if not updated:
                 raise LostClaim(str(run.id))
             if self.pending:
-                _insert_steps(self.pending)
+                insert_rows(StepRun, self.pending)
             if answered and not ending:
                 transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=run))
         run.wu += self.wu_pending

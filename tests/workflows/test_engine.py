@@ -416,16 +416,16 @@ def test_a_step_whose_commit_fails_is_retried_from_that_step_with_the_rows_befor
     ])
     from workflows import engine
 
-    real = engine._insert_steps
+    real = engine.insert_rows
     calls = []
 
-    def failing_once(steps):
-        calls.append([step.key for step in steps])
+    def failing_once(model, rows):
+        calls.append([row.key for row in rows])
         if len(calls) == 1:
             raise IntegrityError("the step's commit failed")
-        return real(steps)
+        return real(model, rows)
 
-    monkeypatch.setattr(engine, "_insert_steps", failing_once)
+    monkeypatch.setattr(engine, "insert_rows", failing_once)
     run = run_now(workflow)
 
     assert run.status == "queued" and run.current_step == 1 and run.attempt == 2
