@@ -149,6 +149,9 @@ class Bench:
 
     def memory_all(self, moment: str) -> None:
         self.memory("web", moment, self.web)
+        self.memory_workers(moment)
+
+    def memory_workers(self, moment: str) -> None:
         for name, process in self.workers.items():
             self.memory(name, moment, process)
         self.memory("beat", moment, self.beat)

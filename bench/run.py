@@ -167,7 +167,8 @@ def main() -> int:
             bench.base_web = None
         bench.start_workers()
         time.sleep(2)
-        bench.memory_all("after start")
+        # The web's own "after start" was taken when it started, before the intake load.
+        bench.memory_workers("after start")
         if bench.wanted("intake"):
             bench.log("1. sustained webhook → finished run")
             bench.sustained_product()
