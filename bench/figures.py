@@ -91,7 +91,6 @@ class Bench:
         self.base_port = stack.free_port()
         self.web = self.base_web = None
         self.workers: dict[str, stack.Process] = {}
-        self.beat = None
         self.sender = Celery("bench-sender", broker=stack.REDIS_URL)
         self.sender.conf.update(task_serializer="json", broker_connection_retry_on_startup=True)
 
@@ -154,7 +153,6 @@ class Bench:
     def memory_workers(self, moment: str) -> None:
         for name, process in self.workers.items():
             self.memory(name, moment, process)
-        self.memory("beat", moment, self.beat)
 
     def purge_queues(self) -> None:
         """Drop the messages waiting in the bench's queues (never the exchange bindings, which workers need)."""

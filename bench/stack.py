@@ -1,7 +1,6 @@
 """The processes a benchmark needs: its own database and Redis number, the Procfile's processes, the baseline's."""
 import os
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -199,12 +198,6 @@ class Stack:
     def worker(self, name: str, command: str, env: dict | None = None) -> Process:
         process = self.start(name, command, env)
         self.wait_log(process, " ready.")
-        return process
-
-    def beat(self, command: str) -> Process:
-        # Beat's local schedule file is unused with the database scheduler, but keep it out of the tree.
-        process = self.start("beat", f"{command} -s {shlex.quote(str(self.tmp / 'beat-schedule'))}")
-        self.wait_log(process, "beat: Starting")
         return process
 
     def stop(self, process: Process, timeout: float = 20) -> None:
