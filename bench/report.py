@@ -292,11 +292,15 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### The previous full run, before O5–O11
+### This machine before O13–O16
+
+{_saved_run("session-start-run.json")}
+
+### The previous full run, before O5–O11 (another machine)
 
 {_saved_run("previous-full-run.json")}
 
-### O1–O3 together, full size, before O5–O11
+### O1–O3 together, full size, before O5–O11 (another machine)
 
 {_saved_run("full-run-with-optimisations.json")}
 
