@@ -32,8 +32,7 @@ def workflow_name_key(workflow_id: int) -> str:
 
 
 def token_key(prefix: str) -> str:
-    # "token", not the older "tok": entries cached by a release whose TokenInfo had no prefix are never read.
-    return f"api:token:{prefix}"
+    return f"api:tok:{prefix}"
 
 
 def cache_get(key: str):
@@ -111,7 +110,6 @@ class TokenInfo:
     """What a request's token may do, as cached for the hot path (no model instance, no queries)."""
 
     id: int
-    prefix: str
     name: str
     admin: bool
     workflow_ids: frozenset[int]
@@ -139,8 +137,7 @@ def token_authenticate(*, token: str, prefetched: dict | None = None) -> TokenIn
             cache_set_many({token_key(prefix): _MISSING}, 60)
             return None
         ids = frozenset() if row.admin else frozenset(row.workflows.values_list("id", flat=True))
-        info = TokenInfo(id=row.id, prefix=prefix, name=row.name, admin=row.admin, workflow_ids=ids,
-                         digest=row.digest)
+        info = TokenInfo(id=row.id, name=row.name, admin=row.admin, workflow_ids=ids, digest=row.digest)
         cache_set_many({token_key(prefix): info})
     if not hmac.compare_digest(info.digest, token_digest(token)):
         return None

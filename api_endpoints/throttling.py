@@ -2,8 +2,9 @@
 
 A fixed-window counter (one atomic INCR per call, one round trip) rather than DRF's default timestamp
 history, which would pickle a list as long as the rate on every call. A token's counter is named by the
-token's public prefix, so a webhook call counts it in the same round trip that reads the token and the
-workflow from the cache. When the cache is down the limits fail open: an outage of Redis must not take
+SHA-256 of the whole token (what the database keeps), which only its holder can produce — not by its
+public prefix, or anyone could use up another's limit — so a webhook call counts it in the same round
+trip that reads the token and the workflow from the cache. When the cache is down the limits fail open: an outage of Redis must not take
 the endpoints down with it.
 """
 import logging
@@ -37,7 +38,7 @@ class _WindowThrottle(SimpleRateThrottle):
 
     @property
     def window_seconds(self) -> int:
-        return self.duration + 1
+        return (self.duration or 0) + 1
 
     def get_cache_key(self, request, view):
         ident = self.identity(request)
@@ -71,17 +72,17 @@ class PrincipalRateThrottle(_WindowThrottle):
     scope = "token"
 
     @staticmethod
-    def token_identity(prefix: str) -> str:
-        return f"p{prefix}"
+    def token_identity(digest: str) -> str:
+        return f"d{digest}"
 
-    def token_window_key(self, prefix: str) -> str | None:
-        """The counter of a token's current window, known from its prefix before the token is checked."""
-        return None if self.rate is None else self.window_key(self.token_identity(prefix))
+    def token_window_key(self, digest: str) -> str | None:
+        """The counter of a token's current window, known from the presented token before it is checked."""
+        return None if self.rate is None else self.window_key(self.token_identity(digest))
 
     def identity(self, request):
         auth = getattr(request, "auth", None)
         if isinstance(auth, TokenInfo):
-            return PrincipalRateThrottle.token_identity(auth.prefix)
+            return PrincipalRateThrottle.token_identity(auth.digest)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and user.pk is not None:
             return f"u{user.pk}"
@@ -108,7 +109,7 @@ def webhook_throttle(request, token: TokenInfo | None, counted: tuple[str, int] 
     `counted` is (counter key, count) when the call's lookups already counted its token's window."""
     if token is not None:
         throttle = PrincipalRateThrottle()
-        if counted is not None and counted[0] == throttle.token_window_key(token.prefix):
+        if counted is not None and counted[0] == throttle.token_window_key(token.digest):
             throttle.counted(counted[1])
             return throttle
     else:

@@ -38,10 +38,10 @@ from .selectors import (
     token_key,
     workflow_key,
 )
-from .services import idempotency_key_claim, sample_request_save, token_touch
+from .services import TOKEN_TOUCH_SECONDS, idempotency_key_claim, sample_request_save, token_touch
 from .signatures import DEFAULT_HMAC_HEADER, STRIPE_HEADER, hmac_valid, stripe_valid
 from .throttling import PrincipalRateThrottle, over_limit, retry_after, webhook_throttle
-from .tokens import token_prefix
+from .tokens import token_digest, token_prefix
 from .waiting import run_wait
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def prefetch_lookups(request, name: str) -> tuple[dict | None, tuple[str, int] |
     prefix = token_prefix(raw) if raw else None
     keys = ([token_key(prefix)] if prefix else []) + ([workflow_key(name)] if definitions.NAME_RE.match(name) else [])
     throttle = PrincipalRateThrottle()
-    counter = throttle.token_window_key(prefix) if prefix else None
+    counter = throttle.token_window_key(token_digest(raw)) if prefix else None
     if not keys and counter is None:
         return {}, None
     values, count = cache_get_many_and_count(keys, counter, throttle.window_seconds)
@@ -196,7 +196,10 @@ class _EndpointApi(APIView):
         presented, token = request_token(request, prefetched, touch=False)
         throttle = webhook_throttle(request, token, counted)
         if token is not None:
-            token_touch(token_id=token.id, first_in_window=None if throttle.count is None else throttle.count == 1)
+            # A window of at least TOKEN_TOUCH_SECONDS records the use on its first call with no round trip;
+            # a shorter one (or none counted) asks the cache, so a token is written at most once a minute.
+            counted_window = throttle.count is not None and throttle.duration >= TOKEN_TOUCH_SECONDS
+            token_touch(token_id=token.id, first_in_window=throttle.count == 1 if counted_window else None)
         if over_limit(throttle):
             raise EndpointError(
                 429, "Too many requests; slow down.", headers={"Retry-After": str(retry_after(throttle))}

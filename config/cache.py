@@ -21,8 +21,10 @@ class ReusedClientCacheClient(RedisCacheClient):
         return client
 
     def get_many_and_count(self, keys: list[str], counter: str | None, timeout: int) -> tuple[dict, int | None]:
-        # SET NX EX then INCR rather than INCR then EXPIRE NX: the same window on any Redis, 7.0 or not.
-        pipeline = self.get_client(write=True).pipeline(transaction=False)
+        # SET NX EX then INCR rather than INCR then EXPIRE NX: the same window on any Redis, 7.0 or not;
+        # in MULTI/EXEC (still one round trip) so that the key cannot expire between them and be left
+        # without a TTL.
+        pipeline = self.get_client(write=True).pipeline(transaction=True)
         if keys:
             pipeline.mget(keys)
         if counter is not None:

@@ -2,7 +2,7 @@
 cost more than running it: the statement is built once per connection wrapper, model and row count."""
 import functools
 
-from django.db import connections
+from django.db import connections, router
 from django.db.models.expressions import DatabaseDefault
 
 
@@ -14,8 +14,10 @@ def _columns(model) -> list:
 def _value(field, obj, db):
     value = field.pre_save(obj, True)
     if isinstance(value, DatabaseDefault):
-        # A field left to its db_default: the same literal (an expression default is not supported here).
+        # A field left to its db_default: the same literal (an expression default is not supported here),
+        # also set on the object, as save() would have read it back.
         value = getattr(field.db_default, "value", field.db_default)
+        setattr(obj, field.attname, value)
     return field.get_db_prep_save(value, db)
 
 
@@ -31,7 +33,7 @@ def _statement(db, model, rows: int) -> str:
 def insert_rows(model, objs: list) -> None:
     """INSERT objs as save(force_insert=True) would (defaults and auto_now filled, no signals sent, ids
     of auto-incremented keys not read back), in one statement or a few past the database's parameter limit."""
-    db = connections[model.objects.db]
+    db = connections[router.db_for_write(model)]
     fields = _columns(model)
     per_statement = max(1, (db.features.max_query_params or 2**16 - 1) // len(fields))
     with db.cursor() as cursor:

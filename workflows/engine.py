@@ -13,7 +13,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, router, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -107,7 +107,7 @@ def _progress_statement(db, columns: tuple[str, ...], not_cancelled: bool) -> st
 def _update_claimed(run: WorkflowRun, changes: dict, wu_add: float, *, not_cancelled: bool) -> int:
     """Write `changes` (and add `wu_add`) to the run while this worker holds its claim (and, with
     not_cancelled, while nobody asked to cancel it); how many rows it changed, 0 or 1."""
-    db = connections[WorkflowRun.objects.db]
+    db = connections[router.db_for_write(WorkflowRun)]
     meta = WorkflowRun._meta
     params = [meta.get_field(name).get_db_prep_save(value, db) for name, value in changes.items()]
     params += [wu_add, meta.pk.get_db_prep_value(run.id, db), run.claim, RunStatus.RUNNING]

@@ -97,11 +97,19 @@ def _waiting(ids) -> QuerySet[ScheduledRun]:
 def scheduled_runs_cancel(*, ids) -> int:
     """Cancel pending or paused scheduled runs, and those the dispatcher sent ahead of their due time
     whose run has not started; returns how many were cancelled (started ones stay)."""
-    from workflows.services.runs import run_cancel_queued
-
     rows, now = _waiting(ids), timezone.now()
     cancelled = rows.filter(status__in=_WAITING).update(status=ScheduledRunStatus.CANCELLED, cancelled_at=now)
-    ahead = rows.filter(status=ScheduledRunStatus.DISPATCHED, run__status=RunStatus.QUEUED, run__not_before__gt=now)
+    return cancelled + _cancel_sent_ahead(rows, now)
+
+
+def _cancel_sent_ahead(rows: QuerySet[ScheduledRun], now: datetime) -> int:
+    """Cancel the rows among `rows` that the dispatcher sent ahead of their due time and whose run has not
+    started (never one queued again after it ran: a retry's backoff also sets not_before); how many."""
+    from workflows.services.runs import run_cancel_queued
+
+    ahead = rows.filter(status=ScheduledRunStatus.DISPATCHED, run__status=RunStatus.QUEUED,
+                        run__not_before__gt=now, run__started_at__isnull=True)
+    cancelled = 0
     for row_id, run_id in ahead.values_list("id", "run_id"):
         if run_cancel_queued(run_id=run_id):
             ScheduledRun.objects.filter(id=row_id).update(status=ScheduledRunStatus.CANCELLED, cancelled_at=now)
@@ -199,10 +207,10 @@ def batch_create(
 
 
 def batch_cancel(*, batch: Batch) -> int:
-    """Cancel every item of a batch that has not started yet; returns how many."""
-    return ScheduledRun.objects.filter(batch=batch, status__in=_WAITING).update(
-        status=ScheduledRunStatus.CANCELLED, cancelled_at=timezone.now()
-    )
+    """Cancel every item of a batch that has not started yet (sent ahead included); returns how many."""
+    items, now = ScheduledRun.objects.filter(batch=batch), timezone.now()
+    cancelled = items.filter(status__in=_WAITING).update(status=ScheduledRunStatus.CANCELLED, cancelled_at=now)
+    return cancelled + _cancel_sent_ahead(items, now)
 
 
 _OUTCOME_BY_RUN_STATUS = {

@@ -311,6 +311,25 @@ def test_429_per_ip_and_per_token(make_workflow, admin_token, settings):
     assert limited.json()["error"] == "rate_limited" and int(limited["Retry-After"]) >= 1
 
 
+def test_a_forged_token_with_a_known_prefix_does_not_use_up_the_real_ones_limit(make_workflow, admin_token, settings):
+    """The prefix of a token is public (it is shown in the token list): the limit is counted per whole token."""
+    settings.ENGINE_ROOM_RATE_LIMITS = {"ip": "1000/min", "token": "2/min"}
+    make_workflow()
+    from api_endpoints.tokens import token_prefix
+
+    forged_token = f"er_{token_prefix(admin_token)}_{'x' * 32}"
+    forged = [post_json(Client(), "/api/wf/echo", {}, **bearer(forged_token)).status_code for _ in range(3)]
+    assert forged == [401, 401, 401]
+    real = [post_json(Client(), "/api/wf/echo", {}, **bearer(admin_token)).status_code for _ in range(3)]
+    assert real == [202, 202, 429]
+
+
+def test_calls_work_with_no_token_limit_configured(make_workflow, admin_token, settings):
+    settings.ENGINE_ROOM_RATE_LIMITS = {"ip": "1000/min"}
+    make_workflow()
+    assert post_json(Client(), "/api/wf/echo", {}, **bearer(admin_token)).status_code == 202
+
+
 def test_limits_fail_open_when_the_cache_is_down(make_workflow, admin_token, settings):
     """With Redis unreachable, calls still work: lookups come from the database, limits are skipped."""
     settings.CACHES = {"default": {

@@ -83,6 +83,26 @@ def test_cancelling_a_run_sent_ahead_stops_it_before_it_starts(greet, sent, drai
     assert row.run.started_at is None
 
 
+def test_cancel_leaves_a_run_that_started_and_waits_for_a_retry(greet, sent):
+    """A run sent ahead that has since started (and is queued again for a retry's backoff) is not cancelled."""
+    row = scheduled_run_create(workflow=greet, params={"name": "x"}, due_at=later(0.8))
+    assert scheduled_runs_dispatch() == 1
+    row.refresh_from_db()
+    WorkflowRun.objects.filter(id=row.run_id).update(started_at=timezone.now(), attempt=2, not_before=later(30))
+    assert scheduled_runs_cancel(ids=[row.id]) == 0
+    row.refresh_from_db()
+    assert row.status == "dispatched" and row.run.status == "queued"
+
+
+def test_cancelling_a_batch_stops_the_items_sent_ahead(greet, sent):
+    batch = batch_create(workflow=greet, items=["a", "b"], item_param="name", interval_seconds=60,
+                         start_at=later(0.5))
+    assert scheduled_runs_dispatch() == 1  # "a", due before the next tick
+    assert batch_cancel(batch=batch) == 2
+    assert list(WorkflowRun.objects.values_list("status", flat=True)) == ["cancelled"]
+    assert set(ScheduledRun.objects.filter(batch=batch).values_list("status", flat=True)) == {"cancelled"}
+
+
 def test_it_runs_the_version_live_when_it_starts(greet):
     scheduled = scheduled_run_create(workflow=greet, params={"name": "Ada"}, due_at=later(-1))
     workflow_update(workflow=greet, definition={

@@ -132,7 +132,7 @@ def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
 
 
 def run_cancel_queued(*, run_id) -> bool:
-    """Cancel a run that has not started (False when it has, or is gone), and say so to whoever waits on it."""
+    """Cancel a queued run (False when it is not queued, or is gone), and say so to whoever waits on it."""
     cancelled = WorkflowRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error_code="cancelled",
         error="Cancelled before it started.",
