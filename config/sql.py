@@ -31,8 +31,9 @@ def _statement(db, model, rows: int) -> str:
 
 
 def insert_rows(model, objs: list) -> None:
-    """INSERT objs as save(force_insert=True) would (defaults and auto_now filled, no signals sent, ids
-    of auto-incremented keys not read back), in one statement or a few past the database's parameter limit."""
+    """INSERT objs as save(force_insert=True) would (defaults and auto_now filled, the objects marked
+    written; no signals sent, ids of auto-incremented keys not read back), in one statement or a few past
+    the database's parameter limit."""
     db = connections[router.db_for_write(model)]
     fields = _columns(model)
     per_statement = max(1, (db.features.max_query_params or 2**16 - 1) // len(fields))
@@ -41,3 +42,5 @@ def insert_rows(model, objs: list) -> None:
             chunk = objs[start:start + per_statement]
             params = [_value(field, obj, db) for obj in chunk for field in fields]
             cursor.execute(_statement(db, model, len(chunk)), params)
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, db.alias  # as save() leaves a written row

@@ -121,7 +121,7 @@ def _update_claimed(run: WorkflowRun, changes: dict, wu_add: float, *, not_cance
 def _claim_fast(run_id, now) -> WorkflowRun | None:
     """The common claim in one statement, read straight from the cursor: a raw queryset's per-call
     setup cost as much as the statement itself."""
-    db = connections[WorkflowRun.objects.db]
+    db = connections[router.db_for_write(WorkflowRun)]
     sql, names, converters = _claim_statement(db)
     when = WorkflowRun._meta.get_field("lease_expires_at")
     params = [

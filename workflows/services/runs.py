@@ -96,7 +96,6 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> W
         check_wu_budget()
     run, timeout = _queued_run(trigger=trigger, **fields)
     insert_rows(WorkflowRun, [run])
-    run._state.adding, run._state.db = False, WorkflowRun.objects.db  # as save() leaves a written row
     if dispatch_on_commit:
         not_before = run.not_before
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
