@@ -3,7 +3,7 @@ import gc
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -21,6 +21,19 @@ def _database_connections(task=None, **kwargs):
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_init.connect
+def _no_health_check_per_task(**kwargs):
+    """A pool child skips CONN_HEALTH_CHECKS' SELECT 1 before each task: a run's first statement, its
+    claim, retries once on a connection that died while idle (workflows/engine.py), which is all the check
+    would do, for a round trip per run. Any other task that meets a dead connection fails once, and
+    close_old_connections drops that connection before the next one."""
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_HEALTH_CHECKS"] = False
+        connections[alias].health_check_enabled = False
 
 
 @worker_init.connect

@@ -21,9 +21,11 @@ echo "== ruff"
 $BIN/ruff check . || exit 1
 
 if answers 127.0.0.1 5432; then
-  # The datastore's lookups must work on both databases; the full suite below runs on PostgreSQL.
-  echo "== datastore on SQLite"
-  ENGINE_ROOM_TEST_DB=sqlite $BIN/pytest tests/datastore tests/workflows/actions/test_aggregate.py -q -p no:randomly || exit 1
+  # The datastore's lookups and the engine's commits (one statement on PostgreSQL, a transaction of two
+  # elsewhere) must work on both databases; the full suite below runs on PostgreSQL.
+  echo "== datastore and engine on SQLite"
+  ENGINE_ROOM_TEST_DB=sqlite $BIN/pytest tests/datastore tests/workflows/actions/test_aggregate.py \
+    tests/workflows/test_engine.py tests/test_structure.py -q -p no:randomly || exit 1
 fi
 
 echo "== full suite"

@@ -1,6 +1,7 @@
 """Structural properties the benchmarks rely on (bench/BENCHMARKS.md), counted rather than timed:
 statements per webhook call, statements per run and per step, and at most one commit per step."""
 import json
+import re
 
 import pytest
 from django.core.cache import cache
@@ -22,10 +23,37 @@ from workflows.services import bundle_import, run_enqueue
 # Real transactions, not the test case's savepoints: the commits counted are the ones production makes.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# What a run costs in all: the claim (one conditional UPDATE … RETURNING) and its end (one UPDATE of
-# the run row, one multi-row INSERT of its step logs). Steps that only read add no statement of their own.
-MAX_STATEMENTS_PER_RUN = 3
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT")
+# What a run costs in all: the claim (one conditional UPDATE … RETURNING) and its end, which writes the
+# run row and its step logs: on PostgreSQL one statement (a data-modifying WITH), elsewhere an UPDATE and a
+# multi-row INSERT. Steps that only read add no statement of their own.
+
+def transaction_control(sql: str) -> bool:
+    return sql == "COMMIT" or sql.startswith("BEGIN")  # SQLite's is BEGIN IMMEDIATE
+WRITTEN = re.compile(r'\b(?:UPDATE|INSERT INTO|DELETE FROM) "(\w+)"')
+
+
+def statements_per_run() -> int:
+    return 2 if connection.vendor == "postgresql" else 3
+
+
+def transactions(queries: list[dict]) -> list[list[str]]:
+    """The transactions that wrote, in order, each as the tables it wrote: a BEGIN … COMMIT, or a
+    statement autocommitted on its own."""
+    done, current = [], None
+    for query in queries:
+        sql = query["sql"]
+        if sql.startswith("BEGIN"):
+            current = []
+        elif sql == "COMMIT":
+            if current:
+                done.append(current)
+            current = None
+        elif tables := WRITTEN.findall(sql):
+            if current is None:
+                done.append(tables)
+            else:
+                current.extend(tables)
+    return done
 
 
 @pytest.fixture
@@ -46,7 +74,7 @@ def _call(token: str) -> int:
 
 
 class _Traced:
-    """An inline run's statements, whether each ran inside a transaction, and its commits."""
+    """An inline run's statements and the transactions that wrote, the claim's first."""
 
     def __init__(self, name: str, params: dict):
         workflow = Workflow.objects.select_related("live_version").get(name=name)
@@ -54,19 +82,15 @@ class _Traced:
         version_definition(workflow.live_version_id)
         version_number(workflow.live_version_id)
         self.run = run_enqueue(workflow=workflow, params=params, trigger=RunTrigger.MANUAL, dispatch_on_commit=False)
-        self.writes: list[tuple[str, bool]] = []
-        with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(self._note):
+        with CaptureQueriesContext(connection) as captured:
             engine.run_execute(self.run.id)
         self.run.refresh_from_db()
         assert self.run.status == "succeeded", self.run.error
-        self.statements = [q["sql"] for q in captured.captured_queries if q["sql"] not in TRANSACTION_CONTROL]
-        self.commits = sum(1 for q in captured.captured_queries if q["sql"] == "COMMIT")
-
-    def _note(self, execute, sql, params, many, context):
-        verb = sql.split(None, 1)[0].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE"):
-            self.writes.append((sql[:80], connection.in_atomic_block))
-        return execute(sql, params, many, context)
+        self.statements = [q["sql"] for q in captured.captured_queries if not transaction_control(q["sql"])]
+        self.transactions = transactions(captured.captured_queries)
+        assert self.transactions[0] == ["logs_workflowrun"], self.transactions  # the claim
+        # Commits after the claim: what the steps and the run's end cost.
+        self.commits = len(self.transactions) - 1
 
 
 def test_an_async_webhook_call_is_one_insert(workspace):
@@ -90,7 +114,7 @@ def test_read_only_steps_add_no_statements_to_a_run(workspace):
     """Drain figures: a run is claimed and ended in three statements, whether it has one step or three."""
     one = _Traced("bench_steps1", {"n": 1})
     three = _Traced("bench_steps3", {"n": 1})
-    assert len(one.statements) == len(three.statements) == MAX_STATEMENTS_PER_RUN, three.statements
+    assert len(one.statements) == len(three.statements) == statements_per_run(), three.statements
     assert three.statements[0].startswith('UPDATE "logs_workflowrun"') and "RETURNING" in three.statements[0]
     assert list(StepRun.objects.filter(run=three.run).values_list("key", flat=True)) == ["s1", "s2", "s3"]
 
@@ -99,11 +123,8 @@ def test_a_run_of_read_only_steps_commits_once_with_every_log_row(workspace):
     """At most one commit per step: three read-only steps are logged together with the run's end."""
     three = _Traced("bench_steps3", {"n": 1})
     assert three.commits == 1
-    step_inserts = [inside for sql, inside in three.writes if "logs_steprun" in sql]
-    assert step_inserts == [True]
-    # Outside a transaction only the run row's claim is written (one statement).
-    outside = [sql for sql, inside in three.writes if not inside]
-    assert len(outside) == 1 and outside[0].startswith('UPDATE "logs_workflowrun"'), outside
+    # The claim, then the run's end with the three log rows, in one transaction.
+    assert [sorted(tables) for tables in three.transactions] == [["logs_workflowrun"], ["logs_steprun", "logs_workflowrun"]]
 
 
 def test_each_read_only_step_commits_when_progress_is_due_at_once(workspace, settings):
@@ -121,8 +142,7 @@ def test_a_step_that_writes_a_record_commits_it_with_its_log_row(workspace):
     item = Record.objects.create(data_type=items, data={"n": 1, "score": 4})
     traced = _Traced("bench_item", {"item": {"id": str(item.id), "type": "bench_item", "n": 1, "score": 4}})
     assert traced.commits == 1
-    record_write = [inside for sql, inside in traced.writes if "datastore_record" in sql]
-    assert record_write == [True]
+    assert sorted(traced.transactions[1]) == ["datastore_record", "logs_steprun", "logs_workflowrun"], traced.transactions
     assert StepRun.objects.filter(run=traced.run).count() == 2
     item.refresh_from_db()
     assert item.data["score"] == 5
@@ -138,8 +158,9 @@ def test_a_write_in_the_middle_commits_the_read_only_steps_before_it(workspace):
     ]}]})
     traced = _Traced("bench_mixed", {})
     assert traced.commits == 2
-    inserts = [sql for sql, inside in traced.writes if inside and sql.startswith("INSERT")]
-    assert ["datastore_record" in sql for sql in inserts] == [True, False, False]
+    # The record with a's and b's log rows; then the run's end with c's.
+    write, end = traced.transactions[1:]
+    assert "datastore_record" in write and "logs_steprun" in write and "datastore_record" not in end, traced.transactions
     assert list(StepRun.objects.filter(run=traced.run).values_list("key", flat=True)) == ["a", "b", "c"]
 
 

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import insert_rows
+from config.sql import column_count, columns_sql, insert_rows, insert_sql, mark_written, row_params
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -91,31 +91,54 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     return sql, [field.attname for field in fields], converters
 
 
+# A step log row takes this many parameters; past the protocol's 65,535 a commit uses two statements.
+_MAX_ROWS_IN_ONE_STATEMENT = 60_000 // column_count(StepRun)
+
+
 @functools.lru_cache(maxsize=256)
-def _progress_statement(db, columns: tuple[str, ...], not_cancelled: bool) -> str:
+def _progress_statement(db, columns: tuple[str, ...], rows: int) -> str:
     """The UPDATE of a claimed run's columns (and `wu = wu + %s`) that holds only while this worker has
-    the claim; built once per connection wrapper and set of columns, since building it through the ORM
-    cost more than running it."""
+    the claim, returning cancel_requested; with `rows`, a data-modifying WITH that inserts that many step
+    logs only if the UPDATE matched, so that one statement, one round trip, is the whole transaction.
+    Built once per connection wrapper, columns and row count: through the ORM it cost more than it ran."""
     qn = db.ops.quote_name
     meta = WorkflowRun._meta
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
-    condition = " AND cancel_requested = %s" if not_cancelled else ""
-    return (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
-            f"WHERE id = %s AND claim = %s AND status = %s{condition}")
+    update = (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
+              "WHERE id = %s AND claim = %s AND status = %s RETURNING cancel_requested")
+    if not rows:
+        return update
+    return (f"WITH claimed AS ({update}), logged AS (INSERT INTO {qn(StepRun._meta.db_table)} "
+            f"({columns_sql(db, StepRun)}) "
+            f"SELECT step.* FROM claimed, ({insert_sql(db, StepRun, rows, typed=True)}) AS step) "
+            "SELECT cancel_requested FROM claimed")
 
 
-def _update_claimed(run: WorkflowRun, changes: dict, wu_add: float, *, not_cancelled: bool) -> int:
-    """Write `changes` (and add `wu_add`) to the run while this worker holds its claim (and, with
-    not_cancelled, while nobody asked to cancel it); how many rows it changed, 0 or 1."""
+def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[StepRun]) -> bool | None:
+    """Write `changes` (and add `wu_add`) to the run, and insert the step log `rows`, while this worker
+    holds its claim; None when it does not (nothing written), else whether someone asked to cancel the run.
+    PostgreSQL does it in one statement; elsewhere the caller's transaction holds the two."""
     db = connections[router.db_for_write(WorkflowRun)]
     meta = WorkflowRun._meta
     params = [meta.get_field(name).get_db_prep_save(value, db) for name, value in changes.items()]
     params += [wu_add, meta.pk.get_db_prep_value(run.id, db), run.claim, RunStatus.RUNNING]
-    if not_cancelled:
-        params.append(False)
+    together = rows if _one_statement(db, rows) else []
     with db.cursor() as cursor:
-        cursor.execute(_progress_statement(db, tuple(changes), not_cancelled), params)
-        return cursor.rowcount
+        cursor.execute(_progress_statement(db, tuple(changes), len(together)),
+                       params + row_params(StepRun, together, db))
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    if together:
+        mark_written(together, db)
+    elif rows:
+        insert_rows(StepRun, rows)
+    return bool(found[0])
+
+
+def _one_statement(db, rows: list) -> bool:
+    """Whether a commit of these step logs is one statement (PostgreSQL's data-modifying WITH)."""
+    return db.vendor == "postgresql" and 0 < len(rows) <= _MAX_ROWS_IN_ONE_STATEMENT
 
 
 def _claim_fast(run_id, now) -> WorkflowRun | None:
@@ -270,7 +293,15 @@ _leases = _LeaseKeeper()
 
 def run_execute(run_id) -> WorkflowRun | None:
     """Execute a queued run if this worker can claim it; a message for a claimed or finished run does nothing."""
-    run = _claim(run_id)
+    try:
+        run = _claim(run_id)
+    except (OperationalError, InterfaceError) as exc:
+        if not _database_lost(exc):
+            raise
+        # The connection died while idle (workers skip Django's per-task health check, a round trip per
+        # run, config/celery.py): the claim is the first statement, so it is the check; retry it on a new one.
+        connections[router.db_for_write(WorkflowRun)].close()
+        run = _claim(run_id)
     if run is None:
         return None
     token = current_run.set(run)
@@ -542,28 +573,26 @@ class Execution:
 
     def _commit(self, **ending) -> None:
         """Write the pending StepRuns and the run's progress (and its end, when given), only while this
-        worker holds the claim: one UPDATE and one multi-row INSERT, in the caller's transaction or in
-        one of their own. A cancel request is noticed here, for the loop to stop before the next step."""
+        worker holds the claim: on PostgreSQL one statement (its own transaction, or part of the caller's),
+        elsewhere one UPDATE and one multi-row INSERT in a transaction. A cancel request is noticed here,
+        for the loop to stop before the next step."""
         run = self.run
         changes = {"current_step": run.current_step, "attempt": run.attempt, **ending}
         answered = self.answer_pending
         if answered:
             changes["response"] = run.response
-        # A lone UPDATE needs no transaction of its own (a run's end with nothing pending is one statement).
-        with transaction.atomic(savepoint=False) if self.pending else contextlib.nullcontext():
-            if ending:
-                updated = _update_claimed(run, changes, self.wu_pending, not_cancelled=False)
-            # Cancelled since the last commit (this one still commits), or the claim was lost: a second
-            # update tells which.
-            elif not (updated := _update_claimed(run, changes, self.wu_pending, not_cancelled=True)):
-                updated = _update_claimed(run, changes, self.wu_pending, not_cancelled=False)
-                run.cancel_requested = bool(updated)
-            if not updated:
+        db = connections[router.db_for_write(WorkflowRun)]
+        two_statements = self.pending and not _one_statement(db, self.pending)
+        with transaction.atomic(using=db.alias, savepoint=False) if two_statements else contextlib.nullcontext():
+            cancel_requested = _write_claimed(run, changes, self.wu_pending, self.pending)
+            if cancel_requested is None:
                 raise LostClaim(str(run.id))
-            if self.pending:
-                insert_rows(StepRun, self.pending)
+            if not ending:
+                # Cancelled since the last commit (this one still commits): the loop stops before the next step.
+                run.cancel_requested = cancel_requested
             if answered and not ending:
-                transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=run))
+                # Outside a transaction on_commit runs at once: the statement has committed.
+                transaction.on_commit(lambda: run_answered.send_robust(sender=WorkflowRun, run=run), using=db.alias)
         run.wu += self.wu_pending
         self.pending, self.wu_pending, self.answer_pending = [], 0.0, False
         self.committed_at = time.monotonic()

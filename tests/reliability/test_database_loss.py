@@ -48,3 +48,37 @@ def test_a_connection_lost_mid_step_leaves_the_run_to_resume_at_that_step(monkey
     assert list(StepRun.objects.filter(run=run).order_by("index").values_list("index", "status")) == [
         (0, "succeeded"), (1, "succeeded"), (2, "succeeded")]
     assert calls == [1, 2, 2, 3]
+
+
+def test_a_connection_that_died_while_idle_is_replaced_by_the_claim(monkeypatch):
+    """Workers skip the per-task health check (config/celery.py): a run whose worker's connection was
+    terminated between tasks still runs at once, on a new connection, rather than waiting for the sweeper."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    from django.db import connections
+
+    from config.celery import _no_health_check_per_task
+
+    workflow = marking_workflow("idle", steps=2)
+    (run_id,) = enqueue_many(workflow, 1)
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)  # restored after the test
+    _no_health_check_per_task()  # as in a worker's pool child
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+
+    engine.run_execute(run_id)
+
+    run = WorkflowRun.objects.get(id=run_id)
+    assert run.status == "succeeded", (run.status, run.error)
+    assert StepRun.objects.filter(run=run, status="succeeded").count() == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+    connection.close()  # the next test's connection reads its health checks from the settings again

@@ -416,16 +416,16 @@ def test_a_step_whose_commit_fails_is_retried_from_that_step_with_the_rows_befor
     ])
     from workflows import engine
 
-    real = engine.insert_rows
+    real = engine._write_claimed
     calls = []
 
-    def failing_once(model, rows):
+    def failing_once(run, changes, wu_add, rows):
         calls.append([row.key for row in rows])
         if len(calls) == 1:
             raise IntegrityError("the step's commit failed")
-        return real(model, rows)
+        return real(run, changes, wu_add, rows)
 
-    monkeypatch.setattr(engine, "insert_rows", failing_once)
+    monkeypatch.setattr(engine, "_write_claimed", failing_once)
     run = run_now(workflow)
 
     assert run.status == "queued" and run.current_step == 1 and run.attempt == 2
@@ -452,3 +452,4 @@ def test_a_resend_the_broker_refused_does_not_count(make_workflow, run_now, sett
         assert runs_sweep()["stale"] == 1  # found again each sweep, since nothing was sent
     run.refresh_from_db()
     assert run.resends == 0
+
