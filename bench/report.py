@@ -257,9 +257,11 @@ means other work was competing, and every figure (the baselines too) is lower fo
   per step** = (median run duration from the run log − median time inside the three `action.run()` calls,
   timed in-process) ÷ 3; "inline" runs the engine in the benchmark process and times `action.run()` directly.
 - **3. Drain**: the `worker` line is started on a queue nobody sends to, N runs are written with
-  `runs_enqueue_many` (as the dispatcher writes them), then the worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
-  rate is runs finished ÷ (first run started → last run finished). Baseline: the same with N no-op tasks
-  between two tasks that record the time.
+  `runs_enqueue_many` (as the dispatcher writes and sends them: runs that start together travel up to ten to a
+  Celery message, each still claimed and logged on its own; a webhook's run is a message of its own), then the
+  worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
+  rate is runs finished ÷ (first run started → last run finished). Baseline: the same with N no-op tasks,
+  one to a message, between two tasks that record the time.
 - **4. Bulk**: an async webhook run does `find_records` (N records) → `schedule_workflow_on_list`; the
   scheduling time is that step's logged duration; items run the two-step `bench_item` (set_values →
   update_record) dispatched by beat's 1 s dispatcher. The 100,000-item list is spaced a day apart (only the

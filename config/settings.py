@@ -198,6 +198,11 @@ ENGINE_ROOM_MAX_STEPS = env.int("ENGINE_ROOM_MAX_STEPS", default=200)
 # Steps that only read are committed with the next write; a run of them still shows its progress at
 # least this often (docs/engine.md, "Commits").
 ENGINE_ROOM_PROGRESS_SECONDS = env.float("ENGINE_ROOM_PROGRESS_SECONDS", default=1.0)
+# The dispatcher sends runs that start together several to a message (up to this many), since a
+# message cost the worker about as much as a short run; the runs a message carries start within
+# ENGINE_ROOM_MESSAGE_SECONDS of its first, the rest go back to the queue (docs/engine.md, "Messages").
+ENGINE_ROOM_RUNS_PER_MESSAGE = env.int("ENGINE_ROOM_RUNS_PER_MESSAGE", default=10)
+ENGINE_ROOM_MESSAGE_SECONDS = env.float("ENGINE_ROOM_MESSAGE_SECONDS", default=1.0)
 ENGINE_ROOM_STEP_OUTPUT_LIMIT = env.int("ENGINE_ROOM_STEP_OUTPUT_LIMIT", default=64 * 1024)
 ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT = env.int("ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT", default=1024 * 1024)
 ENGINE_ROOM_EXPRESSION_TIME_LIMIT = env.float("ENGINE_ROOM_EXPRESSION_TIME_LIMIT", default=2.0)

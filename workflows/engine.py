@@ -1,4 +1,5 @@
 """The engine: claims a run, runs its steps in order with one commit per step, and finishes it."""
+import collections
 import contextlib
 import functools
 import json
@@ -310,6 +311,42 @@ def run_execute(run_id) -> WorkflowRun | None:
             return Execution(run).execute()
     finally:
         current_run.reset(token)
+
+
+def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
+    """Execute the runs one message carries, in turn. Those not started ENGINE_ROOM_MESSAGE_SECONDS after
+    the message began go back to the queue, sent by a timer while the slow run goes on, so that an idle
+    worker takes them rather than wait behind it. One run's unexpected error does not stop the others."""
+    from workflows.services.runs import dispatch_many
+
+    waiting = collections.deque(run_ids)
+    lock = threading.Lock()
+
+    def hand_back():
+        with lock:
+            rest = list(waiting)
+            waiting.clear()
+        if rest:
+            dispatch_many(rest, queue, None, timeout_seconds)
+
+    timer = threading.Timer(settings.ENGINE_ROOM_MESSAGE_SECONDS, hand_back)
+    timer.daemon = True
+    timer.start()
+    try:
+        while True:
+            with lock:
+                if not waiting:
+                    return
+                run_id = waiting.popleft()
+            try:
+                run_execute(run_id)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:  # logged; this run's lease or queued row brings the sweeper back to it
+                logger.exception("Run %s, one of %s in a message, raised", run_id, len(run_ids))
+    finally:
+        timer.cancel()
+        hand_back()  # what an escaping error left unstarted (nothing, when the loop ran out)
 
 
 def _json_size_capped(value):

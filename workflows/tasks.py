@@ -10,6 +10,12 @@ def run_execute(run_id: str) -> None:
     engine.run_execute(run_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_execute_many(run_ids: list[str], queue: str, timeout_seconds: int) -> None:
+    """Execute the runs of one message in turn; a redelivered message skips what is claimed or finished."""
+    engine.run_execute_many(run_ids, queue, timeout_seconds)
+
+
 @shared_task(ignore_result=True)
 def files_prune() -> int:
     """The beat task that deletes created files whose download links have expired."""

@@ -1,8 +1,10 @@
 """The engine with real processes: a Celery worker on Redis and PostgreSQL, HTTP and SMTP on loopback."""
 import threading
+import time
 
 import pytest
 from django.db import transaction
+from werkzeug import Response
 
 from datastore.models import Record
 from datastore.services import data_type_create
@@ -102,3 +104,50 @@ def test_a_killed_worker_loses_no_run_and_repeats_no_committed_step(processes, h
     ]
     # The step in flight when the worker died is repeated (at-least-once) with the same key.
     assert received == [f"{run.id}:1", f"{run.id}:1"]
+
+
+def _enqueue_together(workflow, params: list[dict]) -> list[WorkflowRun]:
+    """Runs written and sent as the dispatcher sends runs that start together."""
+    from workflows.services.runs import runs_enqueue_many
+
+    with transaction.atomic():
+        return runs_enqueue_many(specs=[{"workflow": workflow, "params": p, "trigger": "schedule"} for p in params])
+
+
+def test_runs_that_start_together_share_messages_and_all_finish(processes):
+    """100 runs due at once travel ten to a message, and each is still claimed and logged on its own."""
+    workflow = publish({"name": "tick", "parameters": [{"name": "n", "type": "integer"}],
+                        "steps": [{"key": "double", "action": "set_values", "config": {"values": {"v": "{{ params.n * 2 }}"}}}]})
+    processes.worker(concurrency=2)
+
+    runs = _enqueue_together(workflow, [{"n": n} for n in range(100)])
+    wait_until(lambda: WorkflowRun.objects.filter(status="succeeded").count() == 100, timeout=60,
+               message="the 100 runs to finish")
+
+    assert processes.logs().count("workflows.tasks.run_execute_many[") >= 10
+    outputs = dict(StepRun.objects.filter(run__in=runs).values_list("run_id", "output"))
+    assert [outputs[run.id]["v"] for run in runs] == [n * 2 for n in range(100)]
+
+
+def test_runs_behind_a_slow_run_in_their_message_go_to_an_idle_worker(processes, httpserver):
+    """A message's runs not started after ENGINE_ROOM_MESSAGE_SECONDS go back to the queue: the run that
+    shares a message with a 4-second call finishes long before it, on the other worker process."""
+    def answer(request):
+        time.sleep(float(request.args["seconds"]))
+        return Response("ok")
+
+    httpserver.expect_request("/wait").respond_with_handler(answer)
+    workflow = publish({"name": "call", "timeout_seconds": 30, "parameters": [{"name": "seconds", "type": "number"}],
+                        # Only the slow run calls: the test server answers one request at a time.
+                        "steps": [{"key": "call", "action": "http_request", "only_when": "{{ params.seconds > 0 }}",
+                                   "config": {"url": httpserver.url_for("/wait") + "?seconds={{ params.seconds }}"}}]})
+    processes.worker(concurrency=2, env={"ENGINE_ROOM_MESSAGE_SECONDS": "0.5"})
+
+    # Sixteen runs go two to a message: the slow one and the one after it share the first.
+    slow, behind, *others = _enqueue_together(workflow, [{"seconds": 4}] + [{"seconds": 0}] * 15)
+    wait_until(lambda: WorkflowRun.objects.filter(status="succeeded").count() == 16, timeout=60,
+               message="the 16 runs to finish")
+
+    slow.refresh_from_db()
+    behind.refresh_from_db()
+    assert (slow.finished_at - behind.finished_at).total_seconds() > 2, (slow.finished_at, behind.finished_at)

@@ -35,7 +35,11 @@ def sent(monkeypatch):
     def dispatch(run_id, queue, countdown=None, timeout_seconds=None):
         messages.append(str(run_id))
 
+    def dispatch_many(run_ids, queue, countdown, timeout_seconds):
+        messages.extend(str(run_id) for run_id in run_ids)
+
     monkeypatch.setattr("workflows.services.runs.dispatch", dispatch)
+    monkeypatch.setattr("workflows.services.runs.dispatch_many", dispatch_many)
     return messages
 
 

@@ -453,3 +453,23 @@ def test_a_resend_the_broker_refused_does_not_count(make_workflow, run_now, sett
     run.refresh_from_db()
     assert run.resends == 0
 
+
+def test_a_message_of_runs_goes_on_past_a_run_that_raised(make_workflow, run_now, monkeypatch, caplog):
+    """One run's unexpected error is logged; the runs after it in the same message still run."""
+    from workflows import engine
+
+    workflow = make_workflow(steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
+    first, second, third = (run_now(workflow, execute=False) for _ in range(3))
+    real = engine._claim
+
+    def claim(run_id):
+        if str(run_id) == str(first.id):
+            raise RuntimeError("the claim broke")
+        return real(run_id)
+
+    monkeypatch.setattr(engine, "_claim", claim)
+    engine.run_execute_many([str(first.id), str(second.id), str(third.id)], "default", 60)
+
+    statuses = dict(WorkflowRun.objects.values_list("id", "status"))
+    assert [statuses[run.id] for run in (first, second, third)] == ["queued", "succeeded", "succeeded"]
+    assert f"Run {first.id}, one of 3 in a message, raised" in caplog.text

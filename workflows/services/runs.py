@@ -43,6 +43,40 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
     return True
 
 
+def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_seconds: int) -> bool:
+    """Send several runs in one message (dispatch for each when there is one); False if it could not be
+    sent, and the sweeper resends them. `timeout_seconds` is the longest of their timeouts."""
+    from workflows.tasks import run_execute_many
+
+    if len(run_ids) == 1:
+        return dispatch(run_ids[0], queue, countdown, timeout_seconds)
+    # A message starts no run after ENGINE_ROOM_MESSAGE_SECONDS, so its limits are one run's and that.
+    margin = settings.ENGINE_ROOM_MESSAGE_SECONDS
+    try:
+        run_execute_many.apply_async(
+            args=[[str(run_id) for run_id in run_ids], queue, timeout_seconds], queue=queue_name(queue),
+            countdown=countdown, soft_time_limit=timeout_seconds + margin + 5, time_limit=timeout_seconds + margin + 60,
+        )
+    except Exception:  # any broker/transport error: the rows are committed, the sweeper resends them
+        logger.exception("Could not enqueue %s runs; the sweeper will retry", len(run_ids))
+        return False
+    return True
+
+
+def _messages(runs: list[tuple[WorkflowRun, int]]) -> list[list[tuple[WorkflowRun, int]]]:
+    """Runs that start together (same queue, same not_before) grouped into messages: up to
+    ENGINE_ROOM_RUNS_PER_MESSAGE each, and a small group spread over eight, so that a few runs due
+    together still run side by side on the workers rather than one after another."""
+    together: dict[tuple, list] = {}
+    for run, timeout in runs:
+        together.setdefault((run.queue, run.not_before), []).append((run, timeout))
+    messages = []
+    for group in together.values():
+        size = max(1, min(settings.ENGINE_ROOM_RUNS_PER_MESSAGE, len(group) // 8))
+        messages += [group[start:start + size] for start in range(0, len(group), size)]
+    return messages
+
+
 def _queued_run(
     *, workflow: Workflow, params: dict, trigger: str, draft: bool = False, request: dict | None = None,
     parent: WorkflowRun | None = None, caller: str = "", queue: str | None = None, not_before=None,
@@ -104,9 +138,9 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> W
 
 
 def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
-    """run_enqueue for many runs at once (the scheduler's dispatcher): one INSERT, and each run's task
-    sent once it commits, with the countdown to its `not_before` if it has one. Each spec holds
-    run_enqueue's arguments; none may be a draft."""
+    """run_enqueue for many runs at once (the scheduler's dispatcher): one INSERT, and their messages
+    sent once it commits, several runs to a message (_messages), with the countdown to their
+    `not_before` if they have one. Each spec holds run_enqueue's arguments; none may be a draft."""
     if any(spec["trigger"] != RunTrigger.WORKFLOW for spec in specs):
         check_wu_budget()
     built = [_queued_run(**spec) for spec in specs]
@@ -114,9 +148,11 @@ def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
 
     def send():
         now = timezone.now()
-        for run, timeout in built:
-            countdown = (run.not_before - now).total_seconds() if run.not_before else 0
-            dispatch(run.id, run.queue, countdown if countdown > 0 else None, timeout)
+        for message in _messages(built):
+            first = message[0][0]
+            countdown = (first.not_before - now).total_seconds() if first.not_before else 0
+            dispatch_many([run.id for run, _ in message], first.queue, countdown if countdown > 0 else None,
+                          max(timeout for _, timeout in message))
 
     transaction.on_commit(send)
     return runs
