@@ -1,8 +1,14 @@
 """Plain multi-row INSERTs for the hot paths, where building the statement through the ORM's compiler
 cost more than running it: the statement is built once per connection wrapper, model and row count."""
+import datetime
+import decimal
 import functools
+import json
+import uuid
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router
+from django.db.models import JSONField
 from django.db.models.expressions import DatabaseDefault
 
 
@@ -11,14 +17,19 @@ def _columns(model) -> list:
     return [field for field in model._meta.concrete_fields if not (field.primary_key and field.db_returning)]
 
 
-def _value(field, obj, db):
+def _filled(field, obj):
+    """The value save() would write for field: defaults and auto_now filled."""
     value = field.pre_save(obj, True)
     if isinstance(value, DatabaseDefault):
         # A field left to its db_default: the same literal (an expression default is not supported here),
         # also set on the object, as save() would have read it back.
         value = getattr(field.db_default, "value", field.db_default)
         setattr(obj, field.attname, value)
-    return field.get_db_prep_save(value, db)
+    return value
+
+
+def _value(field, obj, db):
+    return field.get_db_prep_save(_filled(field, obj), db)
 
 
 def column_count(model) -> int:
@@ -32,16 +43,41 @@ def columns_sql(db, model) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def insert_sql(db, model, rows: int, *, typed: bool = False) -> str:
-    """`INSERT INTO table (columns) VALUES (…), …` for `rows` rows; typed, the VALUES list alone, each
-    placeholder cast to its column's type, for a statement that inserts by SELECT from it."""
-    fields = _columns(model)
-    if typed:
-        row = f"({', '.join(f'CAST(%s AS {field.db_type(db)})' for field in fields)})"
-        return f"VALUES {', '.join([row] * rows)}"
-    row = f"({', '.join(['%s'] * len(fields))})"
+def insert_sql(db, model, rows: int) -> str:
+    """`INSERT INTO table (columns) VALUES (…), …` for `rows` rows."""
+    row = f"({', '.join(['%s'] * column_count(model))})"
     return (f"INSERT INTO {db.ops.quote_name(model._meta.db_table)} ({columns_sql(db, model)}) "
             f"VALUES {', '.join([row] * rows)}")
+
+
+def recordset_sql(db, model, alias: str) -> str:
+    """`jsonb_to_recordset(%s::jsonb) AS alias(column type, …)` over rows_json's parameter, in insert_sql's
+    column order: on PostgreSQL, any number of rows in one parameter, so that the statement stays the same
+    (psycopg caches its conversion only for statements of at most 50 parameters) and short to parse."""
+    qn = db.ops.quote_name
+    columns = ", ".join(f"{qn(field.column)} {field.db_type(db)}" for field in _columns(model))
+    return f"jsonb_to_recordset(%s::jsonb) AS {qn(alias)}({columns})"
+
+
+def rows_json(model, objs: list) -> str:
+    """objs' rows as one JSON array for recordset_sql, with defaults and auto_now filled as save() would;
+    a JSON column's value goes in as it is (Django's encoder for what JSON lacks), a JSON null as NULL."""
+    fields = _columns(model)
+    rows = []
+    for obj in objs:
+        row = {}
+        for field in fields:
+            value = _filled(field, obj)
+            if isinstance(field, JSONField):
+                row[field.column] = value
+            elif isinstance(value, datetime.datetime | datetime.date | datetime.time):
+                row[field.column] = value.isoformat()  # whole microseconds, unlike DjangoJSONEncoder
+            elif isinstance(value, uuid.UUID | decimal.Decimal):
+                row[field.column] = str(value)
+            else:
+                row[field.column] = value
+        rows.append(row)
+    return json.dumps(rows, cls=DjangoJSONEncoder)
 
 
 def row_params(model, objs: list, db) -> list:

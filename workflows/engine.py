@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import column_count, columns_sql, insert_rows, insert_sql, mark_written, row_params
+from config.sql import columns_sql, insert_rows, mark_written, recordset_sql, rows_json
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -92,26 +92,21 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     return sql, [field.attname for field in fields], converters
 
 
-# A step log row takes this many parameters; past the protocol's 65,535 a commit uses two statements.
-_MAX_ROWS_IN_ONE_STATEMENT = 60_000 // column_count(StepRun)
-
-
 @functools.lru_cache(maxsize=256)
-def _progress_statement(db, columns: tuple[str, ...], rows: int) -> str:
+def _progress_statement(db, columns: tuple[str, ...], with_rows: bool) -> str:
     """The UPDATE of a claimed run's columns (and `wu = wu + %s`) that holds only while this worker has
-    the claim, returning cancel_requested; with `rows`, a data-modifying WITH that inserts that many step
-    logs only if the UPDATE matched, so that one statement, one round trip, is the whole transaction.
-    Built once per connection wrapper, columns and row count: through the ORM it cost more than it ran."""
+    the claim, returning cancel_requested; with_rows, a data-modifying WITH that also inserts the step logs
+    of one JSON parameter only if the UPDATE matched, so that one statement, one round trip, is the whole
+    transaction. Built once per connection wrapper and columns: through the ORM it cost more than it ran."""
     qn = db.ops.quote_name
     meta = WorkflowRun._meta
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
     update = (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
               "WHERE id = %s AND claim = %s AND status = %s RETURNING cancel_requested")
-    if not rows:
+    if not with_rows:
         return update
     return (f"WITH claimed AS ({update}), logged AS (INSERT INTO {qn(StepRun._meta.db_table)} "
-            f"({columns_sql(db, StepRun)}) "
-            f"SELECT step.* FROM claimed, ({insert_sql(db, StepRun, rows, typed=True)}) AS step) "
+            f"({columns_sql(db, StepRun)}) SELECT step.* FROM claimed, {recordset_sql(db, StepRun, 'step')}) "
             "SELECT cancel_requested FROM claimed")
 
 
@@ -123,15 +118,16 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
     meta = WorkflowRun._meta
     params = [meta.get_field(name).get_db_prep_save(value, db) for name, value in changes.items()]
     params += [wu_add, meta.pk.get_db_prep_value(run.id, db), run.claim, RunStatus.RUNNING]
-    together = rows if _one_statement(db, rows) else []
+    together = _one_statement(db, rows)
+    if together:
+        params.append(rows_json(StepRun, rows))
     with db.cursor() as cursor:
-        cursor.execute(_progress_statement(db, tuple(changes), len(together)),
-                       params + row_params(StepRun, together, db))
+        cursor.execute(_progress_statement(db, tuple(changes), together), params)
         found = cursor.fetchone()
     if found is None:
         return None
     if together:
-        mark_written(together, db)
+        mark_written(rows, db)
     elif rows:
         insert_rows(StepRun, rows)
     return bool(found[0])
@@ -139,7 +135,7 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
 
 def _one_statement(db, rows: list) -> bool:
     """Whether a commit of these step logs is one statement (PostgreSQL's data-modifying WITH)."""
-    return db.vendor == "postgresql" and 0 < len(rows) <= _MAX_ROWS_IN_ONE_STATEMENT
+    return db.vendor == "postgresql" and bool(rows)
 
 
 def _claim_fast(run_id, now) -> WorkflowRun | None:

@@ -473,3 +473,25 @@ def test_a_message_of_runs_goes_on_past_a_run_that_raised(make_workflow, run_now
     statuses = dict(WorkflowRun.objects.values_list("id", "status"))
     assert [statuses[run.id] for run in (first, second, third)] == ["queued", "succeeded", "succeeded"]
     assert f"Run {first.id}, one of 3 in a message, raised" in caplog.text
+
+
+def test_step_logs_keep_their_values_as_logged(make_workflow, run_now):
+    """The step rows (one JSON parameter on PostgreSQL) keep nested inputs and outputs, a skipped step's
+    missing output as NULL, text with quotes and non-ASCII, and start times to the microsecond."""
+    workflow = make_workflow(steps=[
+        {"key": "a", "action": "set_values", "config": {"values": {
+            "text": "l'été \"quoted\" ✓", "nested": {"list": [1, 2.5, None, True]}}}},
+        {"key": "b", "action": "set_values", "only_when": "{{ false }}", "config": {"values": {"x": 1}}},
+        {"key": "c", "action": "set_values", "config": {"values": {"again": "{{ steps.a.nested.list[1] }}"}}},
+    ])
+    run = run_now(workflow)
+
+    assert run.status == "succeeded", run.error
+    a, b, c = steps_of(run)
+    assert a.output == {"text": "l'été \"quoted\" ✓", "nested": {"list": [1, 2.5, None, True]}}
+    assert a.input == {"values": a.output}
+    assert (b.status, b.output, b.input) == ("skipped", None, None)
+    assert StepRun.objects.filter(run=run, output__isnull=True).count() == 1
+    assert c.output == {"again": 2.5}
+    assert a.started_at <= b.started_at <= c.started_at <= run.finished_at
+    assert any(step.started_at.microsecond % 1000 for step in (a, b, c))  # not cut to milliseconds
