@@ -1,4 +1,5 @@
 """One-off scheduled runs and batches over a list: write, pause, resume, cancel, dispatch, recount."""
+import functools
 import logging
 import time
 import uuid
@@ -222,11 +223,36 @@ _OUTCOME_BY_RUN_STATUS = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _count_statement(db, outcome: str) -> str:
+    """PostgreSQL: mark the item counted and count it in its batch, closing the batch with its last item,
+    in one statement (a data-modifying WITH), conditional on the item not being counted yet; it replaced a
+    read and a transaction of three updates for every item of a list."""
+    qn = db.ops.quote_name
+    item, batch = ScheduledRun._meta, Batch._meta
+    count, finished = (qn(batch.get_field(name).column) for name in (outcome, "finished_at"))
+    settled = " + ".join(qn(batch.get_field(name).column) for name in ("done", "failed", "cancelled"))
+    return (
+        f"WITH item AS (UPDATE {qn(item.db_table)} SET {qn(item.get_field('outcome').column)} = %s "
+        f"WHERE {qn(item.get_field('run').column)} = %s AND {qn(item.get_field('outcome').column)} = '' "
+        f"AND {qn(item.get_field('batch').column)} IS NOT NULL RETURNING {qn(item.get_field('batch').column)}) "
+        # SET's right-hand sides read the row before this update: + 1 counts this item.
+        f"UPDATE {qn(batch.db_table)} SET {count} = {count} + 1, {finished} = CASE WHEN {finished} IS NULL "
+        f"AND {qn(batch.get_field('total').column)} <= {settled} + 1 THEN %s ELSE {finished} END "
+        f"WHERE id IN (SELECT {qn(item.get_field('batch').column)} FROM item)"
+    )
+
+
 def batch_item_finished(*, run: WorkflowRun) -> bool:
     """Count a finished list run in its batch at once (receiver of logs.signals.run_finished)."""
     outcome = _OUTCOME_BY_RUN_STATUS.get(run.status)
     if run.trigger != RunTrigger.LIST or outcome is None:
         return False
+    db = transaction.get_connection()
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(_count_statement(db, outcome), [outcome, run.id, timezone.now()])
+            return cursor.rowcount > 0
     batch_id = (
         ScheduledRun.objects.filter(run_id=run.id, outcome="").exclude(batch=None)
         .values_list("batch_id", flat=True).first()

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from config.errors import ActionError, ApplicationError, NotFoundError
 
 from .base import Action, ActionConfig
-from .records import as_action_error, data_type_or_fail, fields_field, type_field
+from .records import as_action_error, fields_field, type_field
 
 
 class UpdateRecord(Action):
@@ -24,13 +24,11 @@ class UpdateRecord(Action):
         fields = fields_field()
 
     def run(self, *, config, context):
-        from datastore.selectors import record_get, record_to_dict
-        from datastore.services import record_update
+        from datastore.selectors import record_to_dict
+        from datastore.services import record_update_by_id
 
-        data_type = data_type_or_fail(config["type"])
         try:
-            record = record_get(data_type=data_type, id=config["id"])
-            record = record_update(record=record, fields=config["fields"])
+            record = record_update_by_id(type_name=config["type"], id=config["id"], fields=config["fields"])
         except NotFoundError as exc:
             raise ActionError(exc.message) from exc
         except ApplicationError as exc:

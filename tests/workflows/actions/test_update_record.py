@@ -1,5 +1,6 @@
 """update_record: config validation and run."""
 import pytest
+from django.db import transaction
 
 from config.errors import ActionError
 from datastore.services import record_create
@@ -27,3 +28,41 @@ def test_run_fails_clearly_for_a_missing_record(invoices, make_context):
     with pytest.raises(ActionError):
         action.run(config={"type": "invoice", "id": "00000000-0000-0000-0000-000000000000", "fields": {}},
                    context=make_context())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("type_name", "record_id", "message"), [
+    ("nothing", "00000000-0000-0000-0000-000000000000", "No data type named 'nothing'."),
+    ("invoice", "00000000-0000-0000-0000-000000000000",
+     "No invoice record with id '00000000-0000-0000-0000-000000000000'."),
+    ("invoice", "not-an-id", "No invoice record with id 'not-an-id'."),
+])
+def test_run_names_what_is_missing(invoices, make_context, type_name, record_id, message):
+    with pytest.raises(ActionError) as raised:
+        action.run(config={"type": type_name, "id": record_id, "fields": {}}, context=make_context())
+    assert raised.value.message == message
+
+
+@pytest.mark.django_db
+def test_run_leaves_a_record_of_another_type_alone(invoices, make_context):
+    """The id is only looked for among records of the named type."""
+    from datastore.services import data_type_create
+
+    other = data_type_create(name="note", fields=[{"name": "status", "type": "text"}])
+    note = record_create(data_type=other, fields={"status": "draft"})
+    with pytest.raises(ActionError, match="No invoice record"), transaction.atomic():  # as the engine runs it
+        action.run(config={"type": "invoice", "id": str(note.id), "fields": {"status": "paid"}},
+                   context=make_context())
+    note.refresh_from_db()
+    assert note.data == {"status": "draft"}
+
+
+@pytest.mark.django_db
+def test_run_names_each_bad_field_and_changes_nothing(invoices, make_context):
+    record = record_create(data_type=invoices, fields={"amount": 5, "status": "open"})
+    with pytest.raises(ActionError) as raised, transaction.atomic():  # as the engine runs it
+        action.run(config={"type": "invoice", "id": str(record.id), "fields": {"amount": "many", "colour": "red"}},
+                   context=make_context())
+    assert set(raised.value.extra["fields"]) == {"fields.amount", "fields.colour"}
+    record.refresh_from_db()
+    assert record.data == {"amount": 5, "status": "open"}
