@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
@@ -19,7 +19,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, ExpressionError, ParameterError
-from logs.models import RunTrigger
+from logs.models import RunTrigger, WorkflowRun
 from workflows import definition as definitions
 from workflows import expressions
 from workflows.models import Workflow
@@ -172,6 +172,12 @@ class _EndpointApi(APIView):
         return {}
 
     def call(self, request, name):
+        # No health check (a SELECT 1 round trip) before this call's statements: with warm caches the first
+        # is the run's INSERT, which replaces a connection that died while idle itself (config.sql.insert_row);
+        # any other statement on a dead connection answers 503 below, and the next request reconnects.
+        database = connections[router.db_for_write(WorkflowRun)]
+        if database.connection is not None:
+            database.health_check_done = True
         try:
             return self.run(request, name)
         except EndpointError as exc:

@@ -1,5 +1,6 @@
-"""Plain multi-row INSERTs for the hot paths, where building the statement through the ORM's compiler
-cost more than running it: the statement is built once per connection wrapper, model and row count."""
+"""SQL for the hot paths: plain multi-row INSERTs, where building the statement through the ORM's compiler
+cost more than running it (built once per connection wrapper, model and row count), and telling a lost
+connection from a failed statement."""
 import datetime
 import decimal
 import functools
@@ -7,9 +8,22 @@ import json
 import uuid
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, router
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, router
 from django.db.models import JSONField
 from django.db.models.expressions import DatabaseDefault
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether exc says the database connection went away (a restart, a failover, a killed backend)
+    rather than that a statement failed: no SQLSTATE, a connection exception (class 08), or the server
+    shutting the session down (57P01-57P03). Django's atomic block reconnects on exit, so the
+    connection's own state cannot tell."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def _columns(model) -> list:
@@ -103,3 +117,22 @@ def insert_rows(model, objs: list) -> None:
             chunk = objs[start:start + per_statement]
             cursor.execute(insert_sql(db, model, len(chunk)), row_params(model, chunk, db))
     mark_written(objs, db)
+
+
+def insert_row(model, obj) -> None:
+    """insert_rows for one row; outside a transaction, a connection that died while idle (a path that
+    skips Django's health check, as the webhook's does) is replaced and the INSERT tried once more, and a
+    row that the first try wrote before its answer was lost counts as written (found by primary key)."""
+    db = connections[router.db_for_write(model)]
+    try:
+        insert_rows(model, [obj])
+    except (OperationalError, InterfaceError) as exc:
+        if db.in_atomic_block or not connection_lost(exc):
+            raise
+        db.close()
+        try:
+            insert_rows(model, [obj])
+        except IntegrityError:
+            if not model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
+                raise
+            mark_written([obj], db)

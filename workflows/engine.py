@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import columns_sql, insert_rows, mark_written, recordset_sql, rows_json
+from config.sql import columns_sql, connection_lost, insert_rows, mark_written, recordset_sql, rows_json
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -42,19 +42,6 @@ class LostClaim(Exception):
 
 # How long a run waits before it resumes after this worker lost its database connection.
 DATABASE_RETRY_SECONDS = 2
-
-
-def _database_lost(exc: BaseException) -> bool:
-    """Whether exc says the database connection went away (a restart, a failover, a killed backend)
-    rather than that a statement failed: no SQLSTATE, a connection exception (class 08), or the server
-    shutting the session down (57P01-57P03). Django's atomic block reconnects on exit, so the
-    connection's own state cannot tell."""
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    state = getattr(exc.__cause__, "sqlstate", None)
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def definition_for(run: WorkflowRun) -> definitions.Definition:
@@ -293,7 +280,7 @@ def run_execute(run_id) -> WorkflowRun | None:
     try:
         run = _claim(run_id)
     except (OperationalError, InterfaceError) as exc:
-        if not _database_lost(exc):
+        if not connection_lost(exc):
             raise
         # The connection died while idle (workers skip Django's per-task health check, a round trip per
         # run, config/celery.py): the claim is the first statement, so it is the check; retry it on a new one.
@@ -432,7 +419,7 @@ class Execution:
             logger.warning("Run %s was claimed by another worker; this worker stops", run.id)
             return None
         except (OperationalError, InterfaceError) as exc:
-            if not _database_lost(exc):
+            if not connection_lost(exc):
                 raise
             logger.warning("Run %s lost its database connection at step %s; it will resume there",
                            run.id, run.current_step, exc_info=True)
@@ -503,7 +490,7 @@ class Execution:
             return self._step_failed(step, context, started, clock, rendered, exc)
         except Exception as exc:  # a bug or an outside failure we did not foresee: logged, retryable
             self._restore(before)
-            if _database_lost(exc):
+            if connection_lost(exc):
                 # Not the step's failure: nothing of it committed, and the run resumes at this step.
                 raise
             # Its text may hold a secret the step revealed: logged masked, with the traceback's frames.

@@ -82,3 +82,89 @@ def test_a_connection_that_died_while_idle_is_replaced_by_the_claim(monkeypatch)
         cursor.execute("SELECT pg_backend_pid()")
         assert cursor.fetchone()[0] != pid
     connection.close()  # the next test's connection reads its health checks from the settings again
+
+
+def _webhook_workspace():
+    import json
+
+    from api_endpoints.services import token_create
+    from bench.fixtures import BODY, BUNDLE
+    from workflows.services import bundle_import
+
+    bundle_import(document=BUNDLE)
+    return json.dumps(BODY), token_create(name="idle").value
+
+
+def _call(client, body, token):
+    return client.post("/api/wf/bench_async", body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+
+def test_a_webhook_call_skips_the_health_check_and_survives_a_connection_that_died_while_idle(monkeypatch):
+    """Webhook calls make no SELECT 1 before their INSERT (pages still do); a call whose connection was
+    terminated between requests still starts exactly one run, on a new connection."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    from django.core.cache import cache
+    from django.db import close_old_connections, connections
+    from django.test import Client
+
+    cache.clear()
+    body, token = _webhook_workspace()
+    client = Client()
+    assert _call(client, body, token).status_code == 202  # warms the caches
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)
+    connection.health_check_enabled = True
+    checks = []
+    real_is_usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or real_is_usable())
+
+    close_old_connections()  # what each real request starts with
+    assert _call(client, body, token).status_code == 202
+    assert checks == []
+    close_old_connections()
+    assert client.get("/healthz?scope=web").status_code == 200  # any other path reads the database after a check
+    assert checks == [1]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    close_old_connections()
+    response = _call(client, body, token)
+
+    assert response.status_code == 202, response.content
+    assert WorkflowRun.objects.filter(trigger="webhook").count() == 3
+    assert WorkflowRun.objects.filter(id=response.json()["run_id"]).exists()
+    connection.close()
+    cache.clear()
+
+
+def test_a_run_insert_whose_answer_was_lost_is_not_written_twice(monkeypatch):
+    """The connection dies after PostgreSQL wrote the run but before it answered: the retry finds the row
+    by its id and the caller gets that run, not a second one."""
+    from django.db import OperationalError
+
+    from config import sql
+
+    real = sql.insert_rows
+    calls = []
+
+    def written_then_lost(model, objs):
+        calls.append(1)
+        real(model, objs)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(sql, "insert_rows", written_then_lost)
+    workflow = marking_workflow("lost", steps=1)
+    from workflows.services import run_enqueue
+
+    run = run_enqueue(workflow=workflow, params={}, trigger="webhook", dispatch_on_commit=False)
+
+    assert len(calls) == 2
+    assert list(WorkflowRun.objects.values_list("id", flat=True)) == [run.id]

@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import NotFoundError
-from config.sql import insert_rows
+from config.sql import insert_row
 from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
@@ -129,7 +129,7 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> W
         # once an enforced monthly WU budget is used up (no query when there is no budget).
         check_wu_budget()
     run, timeout = _queued_run(trigger=trigger, **fields)
-    insert_rows(WorkflowRun, [run])
+    insert_row(WorkflowRun, run)
     if dispatch_on_commit:
         not_before = run.not_before
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
