@@ -172,12 +172,6 @@ class _EndpointApi(APIView):
         return {}
 
     def call(self, request, name):
-        # No health check (a SELECT 1 round trip) before this call's statements: with warm caches the first
-        # is the run's INSERT, which replaces a connection that died while idle itself (config.sql.insert_row);
-        # any other statement on a dead connection answers 503 below, and the next request reconnects.
-        database = connections[router.db_for_write(WorkflowRun)]
-        if database.connection is not None:
-            database.health_check_done = True
         try:
             return self.run(request, name)
         except EndpointError as exc:
@@ -322,6 +316,11 @@ class WorkflowCallApi(_EndpointApi):
         """A new queued run, or (replayed=True) the run that an earlier call with the same key started."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT.
+            # When it is also the call's first statement, Django's health check (a SELECT 1 round trip)
+            # is skipped: the INSERT replaces a connection that died while idle itself (config.sql.insert_row).
+            database = connections[router.db_for_write(WorkflowRun)]
+            if database.connection is not None:
+                database.health_check_done = True
             run = run_enqueue(
                 workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
                 request=stored, caller=caller,

@@ -1,6 +1,5 @@
-"""SQL for the hot paths: plain multi-row INSERTs, where building the statement through the ORM's compiler
-cost more than running it (built once per connection wrapper, model and row count), and telling a lost
-connection from a failed statement."""
+"""Plain multi-row INSERTs for the hot paths, where building the statement through the ORM's compiler
+cost more than running it: the statement is built once per connection wrapper, model and row count."""
 import datetime
 import decimal
 import functools
@@ -12,18 +11,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import JSONField
 from django.db.models.expressions import DatabaseDefault
 
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether exc says the database connection went away (a restart, a failover, a killed backend)
-    rather than that a statement failed: no SQLSTATE, a connection exception (class 08), or the server
-    shutting the session down (57P01-57P03). Django's atomic block reconnects on exit, so the
-    connection's own state cannot tell."""
-    if isinstance(exc, InterfaceError):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    state = getattr(exc.__cause__, "sqlstate", None)
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+from config.database import connection_lost
 
 
 def _columns(model) -> list:

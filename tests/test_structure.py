@@ -23,15 +23,17 @@ from workflows.services import bundle_import, run_enqueue
 # Real transactions, not the test case's savepoints: the commits counted are the ones production makes.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# What a run costs in all: the claim (one conditional UPDATE … RETURNING) and its end, which writes the
-# run row and its step logs: on PostgreSQL one statement (a data-modifying WITH), elsewhere an UPDATE and a
-# multi-row INSERT. Steps that only read add no statement of their own.
 
 def transaction_control(sql: str) -> bool:
     return sql == "COMMIT" or sql.startswith("BEGIN")  # SQLite's is BEGIN IMMEDIATE
+
+
 WRITTEN = re.compile(r'\b(?:UPDATE|INSERT INTO|DELETE FROM) "(\w+)"')
 
 
+# What a run costs in all: the claim (one conditional UPDATE … RETURNING) and its end, which writes the
+# run row and its step logs: on PostgreSQL one statement (a data-modifying WITH), elsewhere an UPDATE and a
+# multi-row INSERT. Steps that only read add no statement of their own.
 def statements_per_run() -> int:
     return 2 if connection.vendor == "postgresql" else 3
 

@@ -19,8 +19,9 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config.database import connection_lost
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import columns_sql, connection_lost, insert_rows, mark_written, recordset_sql, rows_json
+from config.sql import columns_sql, insert_rows, mark_written, recordset_sql, rows_json
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -329,6 +330,7 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
                 logger.exception("Run %s, one of %s in a message, raised", run_id, len(run_ids))
     finally:
         timer.cancel()
+        timer.join()  # a hand-back under way is sent before the message is acknowledged
         hand_back()  # what an escaping error left unstarted (nothing, when the loop ran out)
 
 
@@ -474,9 +476,9 @@ class Execution:
                     self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
             else:
                 output = action.run(config=config, context=context)
-                with transaction.atomic():
-                    self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
-                    self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
+                # The commit is a transaction of its own (one statement on PostgreSQL).
+                self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
         except LostClaim:
             raise
         except SoftTimeLimitExceeded:

@@ -454,9 +454,11 @@ def test_a_resend_the_broker_refused_does_not_count(make_workflow, run_now, sett
     assert run.resends == 0
 
 
-def test_a_message_of_runs_goes_on_past_a_run_that_raised(make_workflow, run_now, monkeypatch, caplog):
+def test_a_message_of_runs_goes_on_past_a_run_that_raised(make_workflow, run_now, monkeypatch, caplog, settings):
     """One run's unexpected error is logged; the runs after it in the same message still run."""
     from workflows import engine
+
+    settings.ENGINE_ROOM_MESSAGE_SECONDS = 60  # a slow machine must not hand the rest back to a broker
 
     workflow = make_workflow(steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
     first, second, third = (run_now(workflow, execute=False) for _ in range(3))
@@ -495,3 +497,23 @@ def test_step_logs_keep_their_values_as_logged(make_workflow, run_now):
     assert c.output == {"again": 2.5}
     assert a.started_at <= b.started_at <= c.started_at <= run.finished_at
     assert any(step.started_at.microsecond % 1000 for step in (a, b, c))  # not cut to milliseconds
+
+
+def test_runs_share_a_message_only_with_runs_of_the_same_queue_due_time_and_timeout(
+    make_workflow, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A message carries its runs' timeout as its time limits, so a slow workflow's limit never stretches
+    another's; 40 runs of each go five to a message (a group under 80 is split into eight)."""
+    from django.db import transaction
+
+    from workflows.services import runs
+
+    sent = []
+    monkeypatch.setattr(runs, "dispatch_many", lambda run_ids, queue, countdown, timeout: sent.append((len(run_ids), timeout)))
+    quick = make_workflow(name="quick", timeout_seconds=30, steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
+    slow = make_workflow(name="slow", timeout_seconds=600, steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        runs.runs_enqueue_many(specs=[{"workflow": workflow, "params": {}, "trigger": "schedule"}
+                                      for workflow in [quick, slow] * 40])
+
+    assert sorted(sent) == [(5, 30)] * 8 + [(5, 600)] * 8

@@ -45,7 +45,7 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
 
 def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_seconds: int) -> bool:
     """Send several runs in one message (dispatch for each when there is one); False if it could not be
-    sent, and the sweeper resends them. `timeout_seconds` is the longest of their timeouts."""
+    sent, and the sweeper resends them. `timeout_seconds` is their timeout (they share it)."""
     from workflows.tasks import run_execute_many
 
     if len(run_ids) == 1:
@@ -65,11 +65,12 @@ def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_se
 
 def _messages(runs: list[tuple[WorkflowRun, int]]) -> list[list[tuple[WorkflowRun, int]]]:
     """Runs that start together (same queue, same not_before) grouped into messages: up to
-    ENGINE_ROOM_RUNS_PER_MESSAGE each, and a small group spread over eight, so that a few runs due
-    together still run side by side on the workers rather than one after another."""
+    ENGINE_ROOM_RUNS_PER_MESSAGE each, and a group of fewer than eight times that split into eight (one
+    run to a message below sixteen), so that a few runs due together still run side by side on the
+    workers. Runs share a message only with runs of the same timeout, whose limits the message carries."""
     together: dict[tuple, list] = {}
     for run, timeout in runs:
-        together.setdefault((run.queue, run.not_before), []).append((run, timeout))
+        together.setdefault((run.queue, run.not_before, timeout), []).append((run, timeout))
     messages = []
     for group in together.values():
         size = max(1, min(settings.ENGINE_ROOM_RUNS_PER_MESSAGE, len(group) // 8))
@@ -152,7 +153,7 @@ def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
             first = message[0][0]
             countdown = (first.not_before - now).total_seconds() if first.not_before else 0
             dispatch_many([run.id for run, _ in message], first.queue, countdown if countdown > 0 else None,
-                          max(timeout for _, timeout in message))
+                          message[0][1])
 
     transaction.on_commit(send)
     return runs
