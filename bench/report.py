@@ -221,8 +221,9 @@ def write_markdown(results, path: Path) -> None:
 Written by `make bench` (`bench/run.py`) on {results.started}; the whole run took {results.seconds:.0f} s.
 Every baseline is measured in the same run, on the same machine, with the same gunicorn and Celery command
 lines (taken from the `Procfile`), the same PostgreSQL and Redis. Ratios are Engine Room ÷ baseline;
-targets are issue 8's. The intake figures are medians of {size.burst_repeats} (burst) and {size.sustained_repeats}
-(sustained) repeats; latency figures are percentiles over every call; drains and lists stop waiting after
+targets are issue 8's. The intake burst figures are the best of {size.burst_repeats} repeats on each side (gunicorn
+can hand all of wrk's connections to one of its two processes, which halves either side at random; every
+repeat is in the raw figures), the sustained ones medians of {size.sustained_repeats} repeats; latency figures are percentiles over every call; drains and lists stop waiting after
 {size.drain_cap_s:.0f} s and then give the rate of what finished.
 
 **Machine:** {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('memory_gb')} GB RAM, Linux
@@ -294,7 +295,11 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### This machine before O13–O16
+### This run's machine, after O17–O19 and before O20–O21
+
+{_saved_run("session4-after-O19-run.json")}
+
+### The slower machine of session 3, before O13–O16
 
 {_saved_run("session-start-run.json")}
 
