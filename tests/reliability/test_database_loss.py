@@ -50,19 +50,11 @@ def test_a_connection_lost_mid_step_leaves_the_run_to_resume_at_that_step(monkey
     assert calls == [1, 2, 2, 3]
 
 
-def test_a_connection_that_died_while_idle_is_replaced_by_the_claim(monkeypatch):
-    """Workers skip the per-task health check (config/celery.py): a run whose worker's connection was
-    terminated between tasks still runs at once, on a new connection, rather than waiting for the sweeper."""
-    if connection.vendor != "postgresql":
-        pytest.skip("terminates a PostgreSQL backend")
+def terminate_own_backend() -> int:
+    """Terminate this test's database connection from another one, as a restart would while it idles;
+    returns the terminated backend's pid."""
     from django.db import connections
 
-    from config.celery import _no_health_check_per_task
-
-    workflow = marking_workflow("idle", steps=2)
-    (run_id,) = enqueue_many(workflow, 1)
-    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)  # restored after the test
-    _no_health_check_per_task()  # as in a worker's pool child
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
@@ -72,6 +64,22 @@ def test_a_connection_that_died_while_idle_is_replaced_by_the_claim(monkeypatch)
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
         other.close()
+    return pid
+
+
+def test_a_connection_that_died_while_idle_is_replaced_by_the_claim(monkeypatch):
+    """Workers skip the per-task health check (config/celery.py): a run whose worker's connection was
+    terminated between tasks still runs at once, on a new connection, rather than waiting for the sweeper."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+
+    from config.celery import _no_health_check_per_task
+
+    workflow = marking_workflow("idle", steps=2)
+    (run_id,) = enqueue_many(workflow, 1)
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)  # restored after the test
+    _no_health_check_per_task()  # as in a worker's pool child
+    pid = terminate_own_backend()
 
     engine.run_execute(run_id)
 
@@ -105,7 +113,7 @@ def test_a_webhook_call_skips_the_health_check_and_survives_a_connection_that_di
     if connection.vendor != "postgresql":
         pytest.skip("terminates a PostgreSQL backend")
     from django.core.cache import cache
-    from django.db import close_old_connections, connections
+    from django.db import close_old_connections
     from django.test import Client
 
     cache.clear()
@@ -125,15 +133,7 @@ def test_a_webhook_call_skips_the_health_check_and_survives_a_connection_that_di
     assert client.get("/healthz?scope=web").status_code == 200  # any other path reads the database after a check
     assert checks == [1]
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    finally:
-        other.close()
+    terminate_own_backend()
     close_old_connections()
     response = _call(client, body, token)
 
