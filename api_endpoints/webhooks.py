@@ -19,6 +19,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, ExpressionError, ParameterError
+from logs.budget import check_wu_budget
 from logs.models import RunTrigger, WorkflowRun
 from workflows import definition as definitions
 from workflows import expressions
@@ -318,6 +319,8 @@ class WorkflowCallApi(_EndpointApi):
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT.
             # When it is also the call's first statement, Django's health check (a SELECT 1 round trip)
             # is skipped: the INSERT replaces a connection that died while idle itself (config.sql.insert_row).
+            # An enforced WU budget's recount reads first, so it runs before, still behind the check.
+            check_wu_budget()
             database = connections[router.db_for_write(WorkflowRun)]
             if database.connection is not None:
                 database.health_check_done = True

@@ -500,7 +500,7 @@ def test_step_logs_keep_their_values_as_logged(make_workflow, run_now):
 
 
 def test_runs_share_a_message_only_with_runs_of_the_same_queue_due_time_and_timeout(
-    make_workflow, monkeypatch, django_capture_on_commit_callbacks
+    make_workflow, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
     """A message carries its runs' timeout as its time limits, so a slow workflow's limit never stretches
     another's; 40 runs of each go five to a message (a group under 80 is split into eight)."""
@@ -508,6 +508,7 @@ def test_runs_share_a_message_only_with_runs_of_the_same_queue_due_time_and_time
 
     from workflows.services import runs
 
+    settings.ENGINE_ROOM_RUNS_PER_MESSAGE = 10
     sent = []
     monkeypatch.setattr(runs, "dispatch_many", lambda run_ids, queue, countdown, timeout: sent.append((len(run_ids), timeout)))
     quick = make_workflow(name="quick", timeout_seconds=30, steps=[{"action": "set_values", "config": {"values": {"a": 1}}}])

@@ -65,9 +65,9 @@ def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_se
 
 def _messages(runs: list[tuple[WorkflowRun, int]]) -> list[list[tuple[WorkflowRun, int]]]:
     """Runs that start together (same queue, same not_before) grouped into messages: up to
-    ENGINE_ROOM_RUNS_PER_MESSAGE each, and a group of fewer than eight times that split into eight (one
-    run to a message below sixteen), so that a few runs due together still run side by side on the
-    workers. Runs share a message only with runs of the same timeout, whose limits the message carries."""
+    ENGINE_ROOM_RUNS_PER_MESSAGE each, and an eighth of a smaller group each (one run to a message below
+    sixteen), so that a few runs due together still run side by side on the workers. Runs share a
+    message only with runs of the same timeout, whose limits the message carries."""
     together: dict[tuple, list] = {}
     for run, timeout in runs:
         together.setdefault((run.queue, run.not_before, timeout), []).append((run, timeout))
