@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
@@ -19,8 +19,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, ExpressionError, ParameterError
-from logs.budget import check_wu_budget
-from logs.models import RunTrigger, WorkflowRun
+from logs.models import RunTrigger
 from workflows import definition as definitions
 from workflows import expressions
 from workflows.models import Workflow
@@ -316,14 +315,8 @@ class WorkflowCallApi(_EndpointApi):
     def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str):
         """A new queued run, or (replayed=True) the run that an earlier call with the same key started."""
         if not key:
-            # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT.
-            # When it is also the call's first statement, Django's health check (a SELECT 1 round trip)
-            # is skipped: the INSERT replaces a connection that died while idle itself (config.sql.insert_row).
-            # An enforced WU budget's recount reads first, so it runs before, still behind the check.
-            check_wu_budget()
-            database = connections[router.db_for_write(WorkflowRun)]
-            if database.connection is not None:
-                database.health_check_done = True
+            # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
+            # (and, when it is the call's first, no health check before it: config.sql.insert_row).
             run = run_enqueue(
                 workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
                 request=stored, caller=caller,

@@ -108,10 +108,13 @@ def insert_rows(model, objs: list) -> None:
 
 
 def insert_row(model, obj) -> None:
-    """insert_rows for one row; outside a transaction, a connection that died while idle (a path that
-    skips Django's health check, as the webhook's does) is replaced and the INSERT tried once more, and a
-    row that the first try wrote before its answer was lost counts as written (found by primary key)."""
+    """insert_rows for one row; outside a transaction, a connection that died while idle is replaced and
+    the INSERT tried once more, and a row that the first try wrote before its answer was lost counts as
+    written (found by primary key). So when it is a request's first statement (a key-less webhook call's,
+    with warm caches) it does what Django's health check would, and the check's round trip is skipped."""
     db = connections[router.db_for_write(model)]
+    if not db.in_atomic_block and db.connection is not None:
+        db.health_check_done = True
     try:
         insert_rows(model, [obj])
     except (OperationalError, InterfaceError) as exc:

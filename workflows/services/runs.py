@@ -32,15 +32,7 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
     nothing, the sweeper resends."""
     from workflows.tasks import run_execute
 
-    # The run's timeout becomes Celery's soft time limit too, so even a step stuck in code that
-    # never returns ends as a `timeout` failure (checked between steps as well).
-    limits = {"soft_time_limit": timeout_seconds + 5, "time_limit": timeout_seconds + 60} if timeout_seconds else {}
-    try:
-        run_execute.apply_async(args=[str(run_id)], queue=queue_name(queue), countdown=countdown, **limits)
-    except Exception:  # any broker/transport error: the row is committed, the sweeper resends it
-        logger.exception("Could not enqueue run %s; the sweeper will retry", run_id)
-        return False
-    return True
+    return _send(run_execute, [str(run_id)], queue, countdown, timeout_seconds, f"run {run_id}")
 
 
 def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_seconds: int) -> bool:
@@ -51,14 +43,20 @@ def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_se
     if len(run_ids) == 1:
         return dispatch(run_ids[0], queue, countdown, timeout_seconds)
     # A message starts no run after ENGINE_ROOM_MESSAGE_SECONDS, so its limits are one run's and that.
-    margin = settings.ENGINE_ROOM_MESSAGE_SECONDS
+    return _send(run_execute_many, [[str(run_id) for run_id in run_ids], queue, timeout_seconds], queue, countdown,
+                 timeout_seconds, f"{len(run_ids)} runs", margin=settings.ENGINE_ROOM_MESSAGE_SECONDS)
+
+
+def _send(task, args: list, queue: str, countdown: float | None, timeout_seconds: int | None, what: str,
+          margin: float = 0.0) -> bool:
+    # The run's timeout becomes Celery's soft time limit too, so even a step stuck in code that
+    # never returns ends as a `timeout` failure (checked between steps as well).
+    limits = ({"soft_time_limit": timeout_seconds + margin + 5, "time_limit": timeout_seconds + margin + 60}
+              if timeout_seconds else {})
     try:
-        run_execute_many.apply_async(
-            args=[[str(run_id) for run_id in run_ids], queue, timeout_seconds], queue=queue_name(queue),
-            countdown=countdown, soft_time_limit=timeout_seconds + margin + 5, time_limit=timeout_seconds + margin + 60,
-        )
+        task.apply_async(args=args, queue=queue_name(queue), countdown=countdown, **limits)
     except Exception:  # any broker/transport error: the rows are committed, the sweeper resends them
-        logger.exception("Could not enqueue %s runs; the sweeper will retry", len(run_ids))
+        logger.exception("Could not enqueue %s; the sweeper will retry", what)
         return False
     return True
 
