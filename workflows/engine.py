@@ -563,7 +563,8 @@ class Execution:
         if context.captured:
             # Dry-run captures (emails and calls not sent) are part of what the editor shows.
             output = {"output": output, "captured": context.captured}
-        stored_output, truncated = _json_size_capped(self.secrets.mask(output)) if output is not None else (None, False)
+        stored_output, truncated = (_json_size_capped(self.secrets.mask(output, copy=False)) if output is not None
+                                     else (None, False))
         self.pending.append(StepRun(
             run=self.run,
             index=step.index,
@@ -573,7 +574,7 @@ class Execution:
             status=status,
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            input=_json_size_capped(self.secrets.mask(rendered))[0] if rendered is not None else None,
+            input=_json_size_capped(self.secrets.mask(rendered, copy=False))[0] if rendered is not None else None,
             output=stored_output,
             output_truncated=truncated,
             skipped_reason=skipped_reason,

@@ -1186,9 +1186,12 @@ class SecretScope:
         forms.discard("")
         return sorted(forms, key=len, reverse=True)
 
-    def mask(self, value):
+    def mask(self, value, *, copy: bool = True):
         """A copy of a JSON-like value with every revealed secret (and its JSON and URL forms) as ••••."""
-        return _masked(value, self._forms(), {})
+        forms = self._forms()
+        if not forms and not copy:
+            return value  # the caller copies it anyway (a step log is serialised at once): no walk for nothing
+        return _masked(value, forms, {})
 
 
 def _masked(value, forms: list[str], memo: dict):

@@ -624,6 +624,15 @@ def test_mask_returns_a_copy_even_before_any_secret_is_read(secrets):
     assert masked is not value and masked["headers"] is not value["headers"] and masked["list"] is not value["list"]
 
 
+def test_mask_for_a_caller_that_copies_skips_the_walk_only_while_no_secret_is_read(secrets):
+    """A step log is serialised at once, so the engine asks for no copy; a revealed secret is masked all the same."""
+    value = {"headers": {"token": "4321"}, "list": [1, "x4321"]}
+    assert secrets.mask(value, copy=False) is value
+    render("{{ secrets.PIN }}", {"secrets": secrets})
+    assert secrets.mask(value, copy=False) == {"headers": {"token": "••••"}, "list": [1, "x••••"]}
+    assert value["headers"]["token"] == "4321"
+
+
 def test_mask_copies_without_touching_other_values(secrets):
     render("{{ secrets.PIN }}", {"secrets": secrets})
     value = {"pin": 4321, "pins": ["4321", "x4321y", 1234], "when": NOW, "ok": True}
