@@ -2,7 +2,7 @@
 import uuid
 from collections.abc import Mapping
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from config.errors import ApplicationError, NotFoundError, RecordError
 
@@ -81,10 +81,49 @@ def _same_version(data_type: DataType, copy: DataType) -> bool:
 def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Record], int]:
     queryset = record_find(data_type=data_type, filter=filter, order_by=order_by)
     # One row past the limit says whether there are more: only then is a COUNT query needed.
-    rows = list(queryset[: limit + 1])
+    rows = _first_rows(queryset, data_type, order_by, limit + 1)
     if len(rows) <= limit:
         return rows, len(rows)
     return rows[:limit], queryset.count()
+
+
+# Statements of searches by what shapes them besides their WHERE clause, and that clause's SQL: a search
+# repeats its shape with new values, and compiling a whole query costs more than running it (bench O24).
+_statements: dict[tuple, tuple[str, tuple, tuple] | None] = {}
+
+
+def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count: int) -> list[Record]:
+    """The queryset's first `count` rows, each with its data type when the row's `modified` vouches for
+    `data_type` (otherwise loaded on access); compiled in full once per shape, then only its WHERE clause."""
+    query = queryset.query
+    where_sql, where_params = query.get_compiler(queryset.db).compile(query.where)
+    key = (queryset.db, data_type.pk, data_type.modified, order_by, count, where_sql)
+    if key not in _statements:
+        if len(_statements) >= 512:
+            _statements.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
+        _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
+    if _statements[key] is None:
+        return list(queryset[:count])
+    sql, before, after = _statements[key]
+    rows = list(Record.objects.db_manager(queryset.db).raw(sql, [*before, *where_params, *after]))
+    for row in rows:
+        if row.type_current:
+            row.data_type = data_type
+    return rows
+
+
+def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, where_count: int, count: int):
+    """The search's SQL (the record's columns, and whether its type is still `data_type`'s version) and the
+    parameters before and after its WHERE clause's; None when the clause cannot be told apart in it (then each
+    search compiles in full)."""
+    current = Q(data_type__modified=data_type.modified)
+    shaped = queryset.select_related(None).annotate(type_current=ExpressionWrapper(current, BooleanField()))
+    shaped = shaped[:count]
+    sql, params = shaped.query.get_compiler(queryset.db).as_sql()
+    if sql.count(where_sql) != 1 or sql.count("%s") != len(params):
+        return None
+    start = sql[: sql.index(where_sql)].count("%s")
+    return sql, tuple(params[:start]), tuple(params[start + where_count:])
 
 
 def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:

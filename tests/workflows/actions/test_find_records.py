@@ -75,3 +75,26 @@ def test_a_search_sees_a_type_changed_by_another_process(invoices, make_context,
     DataType.objects.filter(pk=invoices.pk).update(fields=fields[:-1], modified=timezone.now())
     with pytest.raises(ActionError, match="region"):
         _search(make_context, filter={"region": "eu"})
+
+
+@pytest.mark.django_db
+def test_searches_of_one_shape_each_find_their_own_records(invoices, make_context, fresh_process):
+    """The statement of a shape is compiled once and reused: each search still gets its own values' rows,
+    in its own order, and a list of another length or a new lookup is a shape of its own."""
+    from datastore import selectors
+
+    selectors._statements.clear()
+    for amount, customer in ((30, "acme"), (10, "acme"), (20, "globex"), (5, "initech")):
+        record_create(data_type=invoices, fields={"amount": amount, "customer": customer})
+    amounts = {customer: [r["amount"] for r in _search(make_context, filter={"customer": customer},
+                                                       order_by="-amount", limit=5)["records"]]
+               for customer in ("acme", "globex", "initech", "nobody", "acme")}
+    assert amounts == {"acme": [30, 10], "globex": [20], "initech": [5], "nobody": []}
+    assert len(selectors._statements) == 1
+    by_list = [[r["amount"] for r in _search(make_context, filter={"customer__in": names}, order_by="amount",
+                                             limit=5)["records"]]
+               for names in (["globex", "initech"], ["acme"], ["acme", "globex", "initech"])]
+    assert by_list == [[5, 20], [10, 30], [5, 10, 20, 30]]
+    over = _search(make_context, filter={"amount__gte": 10}, order_by="amount", limit=2)
+    assert [r["amount"] for r in over["records"]] == [10, 20] and over["count"] == 3
+    assert len(selectors._statements) == 5 and all(selectors._statements.values())  # none fell back
