@@ -98,13 +98,15 @@ def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count
     query = queryset.query
     where_sql, where_params = query.get_compiler(queryset.db).compile(query.where)
     key = (queryset.db, data_type.pk, data_type.modified, order_by, count, where_sql)
-    if key not in _statements:
+    statement = _statements.get(key, False)
+    if statement is False:
         if len(_statements) >= 512:
             _statements.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
-        _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
-    if _statements[key] is None:
+        # A local copy: another thread (the web's) may clear the dict meanwhile.
+        statement = _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
+    if statement is None:
         return list(queryset[:count])
-    sql, before, after = _statements[key]
+    sql, before, after = statement
     rows = list(Record.objects.db_manager(queryset.db).raw(sql, [*before, *where_params, *after]))
     for row in rows:
         if row.type_current:
