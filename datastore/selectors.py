@@ -2,6 +2,7 @@
 import uuid
 from collections.abc import Mapping
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from config.errors import ApplicationError, NotFoundError, RecordError
@@ -93,24 +94,33 @@ _statements: dict[tuple, tuple[str, tuple, tuple] | None] = {}
 
 
 def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count: int) -> list[Record]:
-    """The queryset's first `count` rows, each with its data type when the row's `modified` vouches for
-    `data_type` (otherwise loaded on access); compiled in full once per shape, then only its WHERE clause."""
+    """The queryset's first `count` rows with their data type, compiled in full once per shape."""
     query = queryset.query
-    where_sql, where_params = query.get_compiler(queryset.db).compile(query.where)
+    try:
+        where_sql, where_params = query.get_compiler(queryset.db).compile(query.where)
+    except EmptyResultSet:
+        return []  # an empty `in` list: nothing can match, as the ORM itself would answer
+    except FullResultSet:
+        return list(queryset[:count])
     key = (queryset.db, data_type.pk, data_type.modified, order_by, count, where_sql)
+    # Read once: another thread (the web's) may clear the dict between a check and a use.
     statement = _statements.get(key, False)
     if statement is False:
         if len(_statements) >= 512:
             _statements.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
-        # A local copy: another thread (the web's) may clear the dict meanwhile.
         statement = _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
     if statement is None:
         return list(queryset[:count])
     sql, before, after = statement
     rows = list(Record.objects.db_manager(queryset.db).raw(sql, [*before, *where_params, *after]))
+    # The type changed since this process read it: the rows share one fresh read of it, not one each.
+    changed = any(not row.type_current for row in rows)
+    fresh = DataType.objects.using(queryset.db).filter(pk=data_type.pk).first() if changed else None
     for row in rows:
         if row.type_current:
             row.data_type = data_type
+        elif fresh is not None:
+            row.data_type = fresh
     return rows
 
 

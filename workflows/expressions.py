@@ -1187,7 +1187,7 @@ class SecretScope:
         return sorted(forms, key=len, reverse=True)
 
     def mask(self, value, *, copy: bool = True):
-        """A copy of a JSON-like value with every revealed secret (and its JSON and URL forms) as ••••."""
+        """A copy of value with each revealed secret (and its JSON and URL forms) as ••••; copy=False: itself if none."""
         forms = self._forms()
         if not forms and not copy:
             return value  # the caller copies it anyway (a step log is serialised at once): no walk for nothing

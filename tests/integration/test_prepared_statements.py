@@ -42,7 +42,8 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_mode_pooler():
     code = ("import django; django.setup(); from django.conf import settings; "
             "o = settings.DATABASES['default']['OPTIONS']; "
             "print(o.get('server_side_binding'), o.get('prepare_threshold'))")
-    env = {**{k: v for k, v in os.environ.items() if k != "ENGINE_ROOM_DB_PREPARED"}, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+    inherited = {name: value for name, value in os.environ.items() if name != "ENGINE_ROOM_DB_PREPARED"}
+    env = {**inherited, "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
            "DJANGO_SETTINGS_MODULE": "config.settings"}
     on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     off = subprocess.run([sys.executable, "-c", code], env={**env, "ENGINE_ROOM_DB_PREPARED": "false"},

@@ -98,3 +98,16 @@ def test_searches_of_one_shape_each_find_their_own_records(invoices, make_contex
     over = _search(make_context, filter={"amount__gte": 10}, order_by="amount", limit=2)
     assert [r["amount"] for r in over["records"]] == [10, 20] and over["count"] == 3
     assert len(selectors._statements) == 5 and all(selectors._statements.values())  # none fell back
+
+
+@pytest.mark.django_db
+def test_a_cached_search_keeps_its_own_limit_order_and_emptiness(invoices, make_context, fresh_process):
+    """The same filter with another limit or order is a statement of its own; an empty list matches nothing."""
+    for amount in (30, 10, 20, 5):
+        record_create(data_type=invoices, fields={"amount": amount, "customer": "acme"})
+    acme = {"customer": "acme"}
+    for limit, order_by, amounts in ((2, "amount", [5, 10]), (5, "amount", [5, 10, 20, 30]),
+                                     (2, "amount", [5, 10]), (3, "-amount", [30, 20, 10])):
+        output = _search(make_context, filter=acme, order_by=order_by, limit=limit)
+        assert [r["amount"] for r in output["records"]] == amounts and output["count"] == 4
+    assert _search(make_context, filter={"customer__in": []}) == {"records": [], "count": 0}
