@@ -148,6 +148,12 @@ def rows(results) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
+def _steal(machine: dict) -> str:
+    """The share of CPU time the host took during the run, or a dash for runs saved before it was kept."""
+    steal = machine.get("steal_percent")
+    return "—" if steal is None else f"{steal:.1f}%"
+
+
 def table(results) -> str:
     header = ("figure", "Engine Room", "baseline, same run", "ratio", "target", "")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -228,9 +234,11 @@ repeat is in the raw figures), the sustained ones medians of {size.sustained_rep
 
 **Machine:** {machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('memory_gb')} GB RAM, Linux
 {machine.get('kernel')}; load average at start {machine.get('load_at_start')}, at the end
-{machine.get('load_at_end', '—')}. Everything (web, workers, beat, PostgreSQL, Redis and the load generator)
-shares these cores, and so did whatever else ran on the machine: a load average above ~1 at the start
-means other work was competing, and every figure (the baselines too) is lower for it.
+{machine.get('load_at_end', '—')}; CPU time stolen by the host during the run: {_steal(machine)}. Everything (web,
+workers, beat, PostgreSQL, Redis and the load generator) shares these cores, and so did whatever else ran on the
+machine: a load average above ~1 at the start means other work was competing, and stolen time means the
+virtual machine's host gave its cores to others; either lowers every figure measured meanwhile (the baselines
+too), unevenly, so ratios from a run with much stolen time are less sure.
 
 **Versions:** {version_text}.
 
@@ -329,7 +337,8 @@ def update_readme(results, path: Path) -> bool:
     before, _, rest = text.partition(README_START)
     _, _, after = rest.partition(README_END)
     headline = (f"\nFrom the full run of {results.started} (load average at start "
-                f"{results.machine.get('load_at_start')}):\n\n{table(results)}\n")
+                f"{results.machine.get('load_at_start')}; CPU stolen by the host: {_steal(results.machine)}):"
+                f"\n\n{table(results)}\n")
     path.write_text(before + README_START + headline + README_END + after)
     return True
 

@@ -57,6 +57,13 @@ def _machine() -> dict:
             "kernel": os.uname().release, "load_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """All CPU ticks and the stolen ones so far (/proc/stat): a virtual machine's host can take a large,
+    changing share of its cores, which lowers every figure measured meanwhile, the baselines' too."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7]
+
+
 def _versions() -> dict:
     from importlib.metadata import version
 
@@ -125,7 +132,7 @@ def main() -> int:
     size = SIZES[args.size]
     results = Results(size=size.name, started=datetime.now(UTC).isoformat(timespec="seconds"), machine=_machine(),
                       limits=dataclasses.asdict(size))
-    began = time.monotonic()
+    began, ticks_at_start = time.monotonic(), _cpu_ticks()
     print(f"Engine Room benchmark ({size.name}); logs in {tmp}", flush=True)
     stack.database_create()
     redis_db = __import__("redis").Redis.from_url(stack.REDIS_URL)
@@ -192,11 +199,13 @@ def main() -> int:
     finally:
         results.seconds = round(time.monotonic() - began, 1)
         results.machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        total, stolen = (end - start for end, start in zip(_cpu_ticks(), ticks_at_start, strict=True))
+        results.machine["steal_percent"] = round(100 * stolen / total, 1) if total else 0.0
     from bench import report
 
     print()
     print(report.table(results))
-    print(f"\nTotal: {results.seconds:.0f} s")
+    print(f"\nTotal: {results.seconds:.0f} s; CPU stolen by the host: {results.machine['steal_percent']}%")
     if args.save:
         Path(args.save).write_text(json.dumps(report.as_dict(results), indent=2, default=str))
     if not args.no_report and size.name == "full" and only is None:
