@@ -303,7 +303,18 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### This run's machine, after O17–O19 and before O20–O21
+### Two more full runs of the same tree on session 5's machine
+
+This machine swings: the same tree gave the run above and these two within 25 minutes. Issue 8 judges
+the medians of the runs recorded here. In the second run the virtual machine's host took most of the
+cores halfway through (`top` showed 75% steal during its list figure; the bench did not yet record steal),
+after its baselines had been measured, which is why its later figures fell so far.
+
+{_saved_run("session5-first-final-run.json")}
+
+{_saved_run("session5-run-with-host-steal.json")}
+
+### Session 4's machine (about twice as fast), after O17–O19 and before O20–O21
 
 {_saved_run("session4-after-O19-run.json")}
 
