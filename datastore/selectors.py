@@ -125,9 +125,8 @@ def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count
 
 
 def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, where_count: int, count: int):
-    """The search's SQL (the record's columns, and whether its type is still `data_type`'s version) and the
-    parameters before and after its WHERE clause's; None when the clause cannot be told apart in it (then each
-    search compiles in full)."""
+    """The search's SQL and its parameters before and after the WHERE clause's; None if it cannot be told apart."""
+    # The rows carry whether their type is still `data_type`'s version, in place of the joined type itself.
     current = Q(data_type__modified=data_type.modified)
     shaped = queryset.select_related(None).annotate(type_current=ExpressionWrapper(current, BooleanField()))
     shaped = shaped[:count]
