@@ -58,8 +58,8 @@ def _machine() -> dict:
 
 
 def _cpu_ticks() -> tuple[int, int]:
-    """All CPU ticks and the stolen ones so far (/proc/stat): a virtual machine's host can take a large,
-    changing share of its cores, which lowers every figure measured meanwhile, the baselines' too."""
+    """All CPU ticks and the stolen ones so far (/proc/stat)."""
+    # A virtual machine's host can take a large, changing share of its cores, lowering every figure meanwhile.
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return sum(fields[:8]), fields[7]
 
