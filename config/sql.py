@@ -94,11 +94,24 @@ def mark_written(objs: list, db) -> None:
         obj._state.adding, obj._state.db = False, db.alias
 
 
+@functools.lru_cache(maxsize=64)
+def insert_json_sql(db, model) -> str:
+    """PostgreSQL: `INSERT INTO table (columns) SELECT … FROM jsonb_to_recordset(%s::jsonb)` for rows_json."""
+    return (f"INSERT INTO {db.ops.quote_name(model._meta.db_table)} ({columns_sql(db, model)}) "
+            f"SELECT given.* FROM {recordset_sql(db, model, 'given')}")
+
+
 def insert_rows(model, objs: list) -> None:
     """INSERT objs as save(force_insert=True) would (defaults and auto_now filled, the objects marked
     written; no signals sent, ids of auto-incremented keys not read back), in one statement or a few past
-    the database's parameter limit."""
+    the database's parameter limit. On PostgreSQL several rows travel as one JSON parameter: psycopg took
+    longer to convert 500 rows' thousands of parameters than the server took to insert them."""
     db = connections[router.db_for_write(model)]
+    if db.vendor == "postgresql" and len(objs) > 1:
+        with db.cursor() as cursor:
+            cursor.execute(insert_json_sql(db, model), [rows_json(model, objs)])
+        mark_written(objs, db)
+        return
     per_statement = max(1, (db.features.max_query_params or 2**16 - 1) // column_count(model))
     with db.cursor() as cursor:
         for start in range(0, len(objs), per_statement):

@@ -1,6 +1,7 @@
 """Typed workflow parameters: coerce a request's values to the declared types, and guess types from a sample."""
 import re
 from collections.abc import Iterable, Mapping
+from itertools import batched
 
 from config.errors import ParameterError
 from datastore.models import Record
@@ -16,11 +17,29 @@ from datastore.types import (
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# Ids per lookup: far below any database's limit on a statement's parameters.
+RECORDS_PER_QUERY = 900
 
 
 def coerce_params(parameters: Iterable, raw: Mapping, *, source: str = "json") -> dict:
     """Every declared parameter coerced, defaulted and resolved; one ParameterError naming each bad one."""
+    (outcome,) = coerce_params_many(parameters, [raw], source=source)
+    if isinstance(outcome, ParameterError):
+        raise outcome
+    return outcome
+
+
+def coerce_params_many(parameters: Iterable, raws: list, *, source: str = "json") -> list[dict | ParameterError]:
+    """coerce_params for many sets of values (the dispatcher's batch of list items), each set's outcome in
+    its place: the records they name are read in one query per record parameter, not one per set."""
     parameters = list(parameters)
+    coerced = [_coerce(parameters, raw, source) for raw in raws]
+    _resolve_records(parameters, coerced)
+    return [ParameterError("Invalid parameters.", fields=errors) if errors else values for values, errors in coerced]
+
+
+def _coerce(parameters: list, raw: Mapping, source: str) -> tuple[dict, dict]:
+    """One set's values coerced and defaulted (records still ids), and its errors by parameter."""
     values, errors = {}, {}
     for parameter in parameters:
         field = {"type": parameter.type, "list": parameter.list}
@@ -35,10 +54,7 @@ def coerce_params(parameters: Iterable, raw: Mapping, *, source: str = "json") -
             errors[parameter.name] = "required"
             continue
         values[parameter.name] = value
-    _resolve_records(parameters, values, errors)
-    if errors:
-        raise ParameterError("Invalid parameters.", fields=errors)
-    return values
+    return values, errors
 
 
 def infer_parameters(body: dict) -> list[dict]:
@@ -61,23 +77,32 @@ def _raw_value(raw: Mapping, parameter, source: str):
     return raw.get(parameter.name)
 
 
-def _resolve_records(parameters: list, values: dict, errors: dict) -> None:
-    """Replace `record:<type>` ids with the records' dicts, or report the ids that match no record."""
+def _resolve_records(parameters: list, coerced: list[tuple[dict, dict]]) -> None:
+    """Replace `record:<type>` ids with the records' dicts in every set, or report the ids that match no record."""
     for parameter in parameters:
-        target, value = record_type(parameter.type), values.get(parameter.name)
-        if target is None or is_empty(value):
+        target = record_type(parameter.type)
+        if target is None:
             continue
-        ids = value if parameter.list else [value]
-        found = {
-            str(record.pk): record
-            for record in Record.objects.select_related("data_type").filter(data_type__name=target, pk__in=ids)
-        }
-        missing = [id for id in ids if id not in found]
-        if missing:
-            errors[parameter.name] = f"no {target} record with id {missing[0]!r}"
-            continue
-        records = [record_to_dict(found[id]) for id in ids]
-        values[parameter.name] = records if parameter.list else records[0]
+        wanted = [
+            (values, errors, value if parameter.list else [value])
+            for values, errors in coerced
+            if not is_empty(value := values.get(parameter.name))
+        ]
+        ids = list(dict.fromkeys(id for _, _, named in wanted for id in named))
+        found = {}
+        for chunk in batched(ids, RECORDS_PER_QUERY):
+            found.update(
+                (str(record.pk), record)
+                for record in Record.objects.select_related("data_type").filter(data_type__name=target, pk__in=chunk)
+            )
+        for values, errors, named in wanted:
+            missing = [id for id in named if id not in found]
+            if missing:
+                errors[parameter.name] = f"no {target} record with id {missing[0]!r}"
+                continue
+            # A dict of its own per set: one run's parameters must not share objects with another's.
+            records = [record_to_dict(found[id]) for id in named]
+            values[parameter.name] = records if parameter.list else records[0]
 
 
 def _infer(value) -> tuple[str, bool]:

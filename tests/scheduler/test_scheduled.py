@@ -257,6 +257,30 @@ def test_records_as_items_are_resolved_when_their_run_starts(make_workflow):
     assert emails == ["a@example.com", "b@example.com"]
 
 
+def test_record_items_are_read_in_one_query_per_batch_and_a_deleted_one_fails_alone(make_workflow):
+    from django.test.utils import CaptureQueriesContext
+
+    from datastore.selectors import record_to_dict
+    from datastore.services import record_delete
+
+    leads = data_type_create(name="lead", fields=[{"name": "n", "type": "integer"}])
+    workflow = make_workflow("mail", parameters=[{"name": "lead", "type": "record:lead", "required": True}])
+    queries = {}
+    for size in (3, 30):
+        records = [record_create(data_type=leads, fields={"n": n}) for n in range(size)]
+        batch = batch_create(workflow=workflow, items=[record_to_dict(r) for r in records], item_param="lead")
+        record_delete(record=records[1])  # after it was scheduled: its run cannot start
+        with CaptureQueriesContext(connection) as captured:
+            assert scheduled_runs_dispatch() == size
+        queries[size] = len(captured)
+        runs = {row.item_index: row.run for row in ScheduledRun.objects.filter(batch=batch).select_related("run")}
+        assert runs[1].status == "failed" and f"no lead record with id '{records[1].id}'" in runs[1].error
+        assert [runs[i].params["lead"]["n"] for i in range(size) if i != 1] == [n for n in range(size) if n != 1]
+        assert all(runs[i].status == "queued" for i in range(size) if i != 1)
+    # Ten times the items, the same statements (the one failed run's writes included).
+    assert queries[30] == queries[3]
+
+
 def test_items_that_do_not_fit_the_parameter_are_named(make_workflow):
     workflow = make_workflow("count", parameters=[{"name": "n", "type": "integer", "required": True}])
     with pytest.raises(ParameterError) as caught:
@@ -306,14 +330,15 @@ def test_a_row_that_cannot_start_does_not_hold_back_the_others(greet, monkeypatc
     rows = [scheduled_run_create(workflow=greet, params={"name": n}, due_at=later(-1)) for n in "ab"]
     from workflows import parameters
 
-    real = parameters.coerce_params
+    real = parameters._coerce
 
-    def flaky(specs, values, **kwargs):
+    def flaky(specs, values, source):
         if values["name"] == "a":
             raise RuntimeError("boom")
-        return real(specs, values, **kwargs)
+        return real(specs, values, source)
 
-    monkeypatch.setattr(parameters, "coerce_params", flaky)
+    # The batch's coercion fails; each row is then tried on its own, and only "a" fails again.
+    monkeypatch.setattr(parameters, "_coerce", flaky)
     assert scheduled_runs_dispatch() == 2
     first, second = (ScheduledRun.objects.get(id=row.id) for row in rows)
     assert first.run is None and "RuntimeError: boom" in first.error

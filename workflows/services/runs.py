@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import NotFoundError
-from config.sql import insert_row
+from config.sql import insert_row, insert_rows
 from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
@@ -143,7 +143,8 @@ def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
     if any(spec["trigger"] != RunTrigger.WORKFLOW for spec in specs):
         check_wu_budget()
     built = [_queued_run(**spec) for spec in specs]
-    runs = WorkflowRun.objects.bulk_create([run for run, _ in built])
+    runs = [run for run, _ in built]
+    insert_rows(WorkflowRun, runs)
 
     def send():
         now = timezone.now()
