@@ -5,6 +5,7 @@ import decimal
 import functools
 import json
 import uuid
+from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, router
@@ -140,3 +141,35 @@ def insert_row(model, obj) -> None:
             if not model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
                 raise
             mark_written([obj], db)
+
+
+class Compiled(NamedTuple):
+    """A queryset's SQL compiled once, to be run again with other values (compiled_once)."""
+
+    sql: str
+    # Each parameter in order: (True, the name of the value it takes) or (False, the constant it keeps).
+    slots: tuple[tuple[bool, object], ...]
+    compiler: object
+    converters: dict
+
+    def rows(self, db, values: dict) -> list:
+        """The rows of the statement with these values (by name), converted as the ORM would convert them."""
+        with db.cursor() as cursor:
+            cursor.execute(self.sql, [values[item] if named else item for named, item in self.slots])
+            rows = cursor.fetchall()
+        return list(self.compiler.apply_converters(rows, self.converters)) if self.converters and rows else rows
+
+
+def compiled_once(queryset, sentinels: dict[str, object]) -> Compiled:
+    """queryset compiled for reuse: built with a distinct sentinel value (as prepared for the database) in
+    place of each value that changes, named by `sentinels`, whose names then say which parameter is which;
+    every other parameter is a constant of the query. For the hot paths whose query Django compiled on
+    every call for longer than the database took to run it."""
+    compiler = queryset.query.get_compiler(queryset.db)
+    sql, params = compiler.as_sql()
+    by_value = {value: name for name, value in sentinels.items()}
+    slots = tuple((True, by_value[param]) if param in by_value else (False, param) for param in params)
+    if sorted(item for named, item in slots if named) != sorted(sentinels):
+        raise AssertionError(f"Cannot tell the parameters of {sql!r} apart: {params!r}")
+    converters = compiler.get_converters([column for column, _, _ in compiler.select])
+    return Compiled(sql, slots, compiler, converters)

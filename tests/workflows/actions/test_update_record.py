@@ -66,3 +66,38 @@ def test_run_names_each_bad_field_and_changes_nothing(invoices, make_context):
     assert set(raised.value.extra["fields"]) == {"fields.amount", "fields.colour"}
     record.refresh_from_db()
     assert record.data == {"amount": 5, "status": "open"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_steps_changing_one_record_at_once_keep_both_changes(invoices):
+    import threading
+
+    from django.db import connection
+
+    from datastore.services import record_update_by_id
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: SQLite serialises whole transactions instead")
+    record = record_create(data_type=invoices, fields={"amount": 5, "status": "open"})
+    first_locked, order = threading.Event(), []
+
+    def second():
+        first_locked.wait(10)
+        try:
+            with transaction.atomic():
+                record_update_by_id(type_name="invoice", id=str(record.id), fields={"amount": 7})
+                order.append("second")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with transaction.atomic():
+        record_update_by_id(type_name="invoice", id=str(record.id), fields={"status": "paid"})
+        first_locked.set()
+        thread.join(0.5)  # the second waits on the first's lock, so it cannot have finished
+        order.append("first")
+    thread.join(10)
+    record.refresh_from_db()
+    assert order == ["first", "second"]
+    assert record.data == {"amount": 7, "status": "paid"}  # neither change overwrote the other
