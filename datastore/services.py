@@ -223,13 +223,34 @@ def _lock_statement(db) -> Compiled:
     return compiled_once(queryset, {"name": "name", "pk": Record._meta.pk.get_db_prep_value(blank, db)})
 
 
+def _save_data(record: Record) -> None:
+    """save(update_fields=["data", "modified"]) through a statement built once per connection wrapper
+    (no model signals: nothing listens to a Record's; record_changed is the datastore's own)."""
+    db = connections[router.db_for_write(Record)]
+    meta = Record._meta
+    params = [field.get_db_prep_save(field.pre_save(record, False), db) for field in _data_fields()]
+    with db.cursor() as cursor:
+        cursor.execute(_data_update_sql(db), [*params, meta.pk.get_db_prep_value(record.pk, db)])
+
+
+def _data_fields() -> tuple:
+    return Record._meta.get_field("data"), Record._meta.get_field("modified")
+
+
+@functools.lru_cache(maxsize=16)
+def _data_update_sql(db) -> str:
+    qn = db.ops.quote_name
+    sets = ", ".join(f"{qn(field.column)} = %s" for field in _data_fields())
+    return f"UPDATE {qn(Record._meta.db_table)} SET {sets} WHERE {qn(Record._meta.pk.column)} = %s"
+
+
 def _update_locked(current: Record, values: dict) -> None:
     """Write cleaned values to a record locked by this transaction, unless they change nothing."""
     data = _merged(current.data, values)
     if data != current.data:
         before = record_to_dict(current)
         current.data = data
-        current.save(update_fields=["data", "modified"])
+        _save_data(current)
         _send("updated", record_to_dict(current), before=before)
 
 
