@@ -303,12 +303,24 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Two more full runs of the same tree on session 5's machine
+### Two more full runs of the same tree on session 6's machine
 
-This machine swings: the same tree gave the run above and these two within 25 minutes. Issue 8 judges
-the medians of the runs recorded here. In the second run the virtual machine's host took most of the
-cores halfway through (`top` showed 75% steal during its list figure; the bench did not yet record steal),
-after its baselines had been measured, which is why its later figures fell so far.
+Issue 8 judges the medians of the runs recorded here: the run above and these two, made one after the
+other with nothing else running.
+
+{_saved_run("session6-final-run-2.json")}
+
+{_saved_run("session6-final-run-3.json")}
+
+### Session 6's machine at the start of the session, before O25–O27 and O26's Procfile
+
+{_saved_run("session6-start-run.json")}
+
+### Session 5's machine, after O22–O24: two full runs of that tree
+
+This machine swung: the same tree gave these two within 25 minutes. In the second the virtual machine's
+host took most of the cores halfway through (`top` showed 75% steal during its list figure; the bench did
+not yet record steal), after its baselines had been measured, which is why its later figures fell so far.
 
 {_saved_run("session5-first-final-run.json")}
 
