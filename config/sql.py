@@ -157,7 +157,9 @@ class Compiled(NamedTuple):
         with db.cursor() as cursor:
             cursor.execute(self.sql, [values[item] if named else item for named, item in self.slots])
             rows = cursor.fetchall()
-        return list(self.compiler.apply_converters(rows, self.converters)) if self.converters and rows else rows
+        if not self.converters or not rows:
+            return rows
+        return [tuple(row) for row in self.compiler.apply_converters(rows, self.converters)]
 
 
 def compiled_once(queryset, sentinels: dict[str, object]) -> Compiled:
@@ -167,9 +169,18 @@ def compiled_once(queryset, sentinels: dict[str, object]) -> Compiled:
     every call for longer than the database took to run it."""
     compiler = queryset.query.get_compiler(queryset.db)
     sql, params = compiler.as_sql()
-    by_value = {value: name for name, value in sentinels.items()}
-    slots = tuple((True, by_value[param]) if param in by_value else (False, param) for param in params)
+    by_value = {_key(value): name for name, value in sentinels.items()}
+    slots = tuple((True, by_value[_key(param)]) if _key(param) in by_value else (False, param) for param in params)
     if sorted(item for named, item in slots if named) != sorted(sentinels):
         raise AssertionError(f"Cannot tell the parameters of {sql!r} apart: {params!r}")
     converters = compiler.get_converters([column for column, _, _ in compiler.select])
     return Compiled(sql, slots, compiler, converters)
+
+
+def _key(value) -> tuple:
+    """A parameter as compiled_once matches it: by type and value (True is not 1), unhashable ones by repr."""
+    try:
+        hash(value)
+    except TypeError:
+        return type(value), repr(value)
+    return type(value), value

@@ -183,9 +183,10 @@ def record_update_by_id(*, type_name: str, id, fields: Mapping) -> Record:
     query (the update_record action's: two queries fewer than reading the type, then the record). Inside
     a transaction it adds no savepoint: an error rolls back the caller's whole transaction (a step's)."""
     try:
-        current = _locked_record(type_name, uuid.UUID(str(id)))
+        pk = uuid.UUID(str(id))
     except ValueError:
-        current = None
+        pk = None
+    current = _locked_record(type_name, pk) if pk is not None else None
     if current is None:
         if not DataType.objects.filter(name=type_name).exists():
             raise NotFoundError(f"No data type named {type_name!r}.") from None

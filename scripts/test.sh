@@ -26,7 +26,8 @@ if answers 127.0.0.1 5432; then
   echo "== datastore and engine on SQLite"
   ENGINE_ROOM_TEST_DB=sqlite $BIN/pytest tests/datastore tests/workflows/actions/test_aggregate.py \
     tests/workflows/test_engine.py tests/test_structure.py tests/scheduler/test_scheduled.py \
-    tests/workflows/actions/test_find_records.py -q -p no:randomly || exit 1
+    tests/workflows/actions/test_find_records.py tests/workflows/actions/test_update_record.py \
+    tests/workflows/test_sql_statements.py -k "not concurrently" -q -p no:randomly || exit 1
 fi
 
 echo "== full suite"

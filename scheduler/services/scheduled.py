@@ -383,8 +383,7 @@ def _dispatch_batch(now: datetime, size: int, full: set, ahead: timedelta = time
             run.id: run for run in WorkflowRun.objects.filter(id__in={r.parent_run_id for r in rows} - {None})
         }
         slots = _free_slots(workflows)
-        coerced = _coerced_params(rows, workflows)
-        started, dispatched_rows, starting = timezone.now(), [], []
+        admitted = []
         for row in rows:
             free = slots[row.workflow_id]
             if free is not None:
@@ -393,6 +392,10 @@ def _dispatch_batch(now: datetime, size: int, full: set, ahead: timedelta = time
                     full.add(row.workflow_id)
                     continue
                 slots[row.workflow_id] = free - 1
+            admitted.append(row)
+        coerced = _coerced_params(admitted, workflows)
+        started, dispatched_rows, starting = timezone.now(), [], []
+        for row in admitted:
             row.run = None
             try:
                 spec = _run_spec(row, workflows[row.workflow_id], parents.get(row.parent_run_id), coerced[row.id])

@@ -170,6 +170,35 @@ def test_record_parameters_are_resolved_to_records():
 
 
 @pytest.mark.django_db
+def test_many_sets_share_their_record_reads_and_keep_their_own_outcomes(monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from workflows import parameters as module
+
+    lead = data_type_create(name="lead", fields=[{"name": "n", "type": "integer"}])
+    leads = [record_create(data_type=lead, fields={"n": n}) for n in range(5)]
+    ids = [str(record.pk) for record in leads]
+    gone = "00000000-0000-0000-0000-000000000000"
+    parameters = [Param("lead", "record:lead", required=True), Param("team", "record:lead", list=True)]
+    sets = [{"lead": ids[0], "team": ids[1:4]}, {"lead": gone, "team": [ids[4]]}, {"lead": ids[4]}, {"team": "x"}]
+    monkeypatch.setattr(module, "RECORDS_PER_QUERY", 2)  # ids are read two to a query here
+
+    with CaptureQueriesContext(connection) as captured:
+        first, second, third, fourth = module.coerce_params_many(parameters, sets)
+
+    # lead: 3 distinct ids (2 queries); team: 4 distinct ids (2 queries); whatever the number of sets.
+    assert len(captured) == 4
+    assert first["lead"] == record_to_dict(leads[0])
+    assert [member["n"] for member in first["team"]] == [1, 2, 3]
+    assert isinstance(second, ParameterError) and second.fields == {"lead": f"no lead record with id '{gone}'"}
+    assert third["lead"] == record_to_dict(leads[4]) and third["team"] is None
+    assert isinstance(fourth, ParameterError) and set(fourth.fields) == {"lead", "team"}
+    # Each set has its own dicts: changing one run's parameters cannot change another's.
+    assert third["lead"] is not module.coerce_params_many(parameters, [sets[2]])[0]["lead"]
+
+
+@pytest.mark.django_db
 def test_record_parameters_from_a_query_string():
     lead = data_type_create(name="lead", fields=[])
     ada = record_create(data_type=lead, fields={})

@@ -69,7 +69,7 @@ def test_run_names_each_bad_field_and_changes_nothing(invoices, make_context):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_steps_changing_one_record_at_once_keep_both_changes(invoices):
+def test_two_steps_changing_one_record_concurrently_keep_both_changes(invoices):
     import threading
 
     from django.db import connection

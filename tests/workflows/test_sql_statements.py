@@ -1,0 +1,40 @@
+"""config.sql's statements built once: compiled_once tells a queryset's parameters apart by their sentinels."""
+import pytest
+from django.db import connection
+
+from config.sql import compiled_once
+from workflows.models import Workflow
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_compiled_queryset_reruns_with_new_values_and_keeps_its_constants(make_workflow):
+    make_workflow("alpha", steps=[])
+    make_workflow("beta", steps=[])
+    Workflow.objects.filter(name="beta").update(enabled=False)
+    # enabled=True and LIMIT stay constants; only the name changes between runs.
+    queryset = Workflow.objects.filter(enabled=True, name="sentinel").order_by().values_list("name", "enabled")[:1]
+    statement = compiled_once(queryset, {"name": "sentinel"})
+
+    assert statement.rows(connection, {"name": "alpha"}) == [("alpha", True)]
+    assert statement.rows(connection, {"name": "beta"}) == []  # disabled: the constant still applies
+    assert statement.rows(connection, {"name": "nobody"}) == []
+
+
+def test_a_sentinel_that_cannot_be_told_apart_is_refused():
+    # The sentinel equals another of the query's values: which parameter is which cannot be known.
+    queryset = Workflow.objects.filter(name="same", trigger_type="same")
+    with pytest.raises(AssertionError, match="apart"):
+        compiled_once(queryset, {"name": "same"})
+
+
+def test_a_boolean_constant_is_not_taken_for_an_integer_sentinel(make_workflow):
+    from django.db.models import Value
+
+    workflow = make_workflow("alpha", steps=[])
+    # SELECT %s (True) … WHERE id = %s (the sentinel 1): True == 1 in Python, but they are not the same value.
+    queryset = Workflow.objects.annotate(flag=Value(True)).filter(id=1).values_list("flag", "name")
+    statement = compiled_once(queryset, {"id": 1})
+
+    assert [item for named, item in statement.slots if named] == ["id"]
+    assert statement.rows(connection, {"id": workflow.id}) == [(True, "alpha")]
