@@ -249,8 +249,8 @@ too), unevenly, so ratios from a run with much stolen time are less sure.
 ## How each figure is measured
 
 - **Stack**: the `Procfile`'s `web` (gunicorn gthread, 2 workers × 8 threads, `--preload`, access log on),
-  `worker_interactive` (1 process) and `worker` (`default,bulk`, concurrency 2, with beat forked inside it by
-  `--beat`), with
+  `worker_interactive` (1 process, `interactive`) and `worker` (`interactive,default,bulk`, concurrency 2, with beat
+  forked inside it by `--beat`), with
   `ENGINE_ROOM_ENV=production` (DEBUG off), its own PostgreSQL database, Redis database and queue prefix.
   The per-token rate limit is raised for the load (it is still checked on every call).
 - **Baseline** (`bench/baseline/`): a bare Django + DRF project (no sessions/auth middleware) whose endpoint
@@ -305,12 +305,12 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 ### Two more full runs of the same tree on session 6's machine
 
-Issue 8 judges the medians of the runs recorded here: the run above and these two, made one after the
-other with nothing else running.
+Issue 8 judges the medians of the runs recorded here: these two and the run above (the third), made one
+after the other with nothing else running.
+
+{_saved_run("session6-final-run-1.json")}
 
 {_saved_run("session6-final-run-2.json")}
-
-{_saved_run("session6-final-run-3.json")}
 
 ### Session 6's machine at the start of the session, before O25–O27 and O26's Procfile
 
