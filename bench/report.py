@@ -200,19 +200,55 @@ def _optimisations() -> str:
     return "\n\n".join(sections) or "None recorded yet."
 
 
-def _saved_run(name: str) -> str:
-    """The headline of an earlier full run kept in bench/optimisations/, with what its tree had applied."""
+def _load_saved(name: str):
+    """An earlier full run kept in bench/optimisations/ and what its tree had applied; (None, "") if absent."""
     path = OPTIMISATIONS / name
     if not path.exists():
-        return "Not recorded."
+        return None, ""
     from bench.figures import Results
 
     data = json.loads(path.read_text())
     applied = data.pop("applied", "")
-    earlier = Results(**data)
+    return Results(**data), applied
+
+
+def _saved_run(name: str) -> str:
+    """The headline of an earlier full run kept in bench/optimisations/, with what its tree had applied."""
+    earlier, applied = _load_saved(name)
+    if earlier is None:
+        return "Not recorded."
     return (f"A full `bench/run.py` with {applied}, on {earlier.started} "
             f"(load average at start {earlier.machine.get('load_at_start')}); its baselines are its own.\n\n"
             + table(earlier))
+
+
+def _across(results, names: list[str]) -> str:
+    """This run and the saved runs `names` side by side, each figure's ratio (its value where it has none)
+    and verdict, and the median where every run has a ratio: what issue 8 judges."""
+    runs = [run for run, _ in map(_load_saved, names) if run is not None] + [results]
+    by_run = [{row[0]: row for row in rows(run)} for run in runs]
+    header = ["figure", *(f"run {index}" for index in range(1, len(runs) + 1)), "median", "target", ""]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, *_, target, _verdict_text in rows(results):
+        cells, numbers, verdicts = [], [], []
+        for found in by_run:
+            row = found.get(label)
+            if row is None:
+                cells.append("—")
+                continue
+            shown = row[3] if row[3] != "—" else row[1]
+            cells.append(shown + (" (missed)" if "missed" in row[5] else ""))
+            verdicts.append(row[5])
+            if re.fullmatch(r"[\d.,]+[%×]", shown):
+                numbers.append((float(shown[:-1].replace(",", "")), shown[-1]))
+        median = "—"
+        if len(numbers) == len(runs):
+            middle = sorted(value for value, _ in numbers)[len(numbers) // 2]
+            median = f"{middle:.0f}%" if numbers[0][1] == "%" else f"{middle:.1f}×"
+        judged = "—" if all(v == "—" for v in verdicts) else (
+            "met" if sum(v == "met" for v in verdicts) * 2 > len(verdicts) else "**missed**")
+        lines.append("| " + " | ".join([label, *cells, median, target, judged]) + " |")
+    return "\n".join(lines)
 
 
 def write_markdown(results, path: Path) -> None:
@@ -306,7 +342,9 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 ### Two more full runs of the same tree on session 6's machine
 
 Issue 8 judges the medians of the runs recorded here: these two and the run above (the third), made one
-after the other with nothing else running.
+after the other with nothing else running. Side by side (the last column: met when most runs met it):
+
+{_across(results, ["session6-final-run-1.json", "session6-final-run-2.json"])}
 
 {_saved_run("session6-final-run-1.json")}
 
