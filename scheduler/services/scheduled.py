@@ -465,7 +465,7 @@ def _coerced_params(rows: list[ScheduledRun], workflows: dict[int, Workflow]) ->
     ApplicationError (a disabled or unpublished workflow, parameters that no longer fit) or unexpected
     error that keeps it from starting. A list's record items are read in one query per batch, not one
     per item: per item, they had cost the dispatcher more than the items' runs."""
-    from workflows.parameters import coerce_params, coerce_params_many
+    from workflows.parameters import coerce_params_many
 
     by_workflow: dict[int, list[ScheduledRun]] = {}
     for row in rows:
@@ -483,7 +483,7 @@ def _coerced_params(rows: list[ScheduledRun], workflows: dict[int, Workflow]) ->
             outcomes = []
             for row in group:
                 try:
-                    outcomes.append(coerce_params(definition.parameters, row.params, source="json"))
+                    outcomes += coerce_params_many(definition.parameters, [row.params], source="json")
                 except Exception as exc:
                     outcomes.append(exc)
         coerced.update((row.id, outcome) for row, outcome in zip(group, outcomes, strict=True))

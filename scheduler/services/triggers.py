@@ -45,8 +45,8 @@ class TransactionChanges:
 
 
 def _watched(data_type: str) -> bool:
-    """Whether an enabled workflow is triggered by changes of this type: asked once per transaction that
-    changes its records, through a statement compiled once per connection wrapper (bench O27)."""
+    """Whether an enabled workflow is triggered by changes of this type (a transaction keeps a yes for its
+    later changes), through a statement compiled once per connection wrapper (bench O27)."""
     db = connections[router.db_for_read(Workflow)]
     return bool(_watched_statement(db).rows(db, {"type": data_type}))
 
