@@ -16,6 +16,40 @@ from .load import median, percentile, sequential, wrk
 CONNECTIONS = (16, 64)
 
 
+# The sustained figure's load: 16 connections, as fast as they go, then paced below that (Bench._sustained).
+SUSTAINED_CONNECTIONS = 16
+# A paced trial kept up when this share of the calls it accepted had finished by the end of its window.
+KEPT_UP = 0.97
+# A first guess of a call's own time under a paced load, refined by each trial.
+PACED_LATENCY_GUESS_MS = 5.0
+
+
+@dataclass
+class Trial:
+    """One sustained-load window: wrk's result, how much of the work finished in it, and its pacing."""
+
+    result: object
+    finished: int
+    pause_ms: int | None
+
+    @property
+    def rate(self) -> float:
+        return self.finished / self.result.seconds
+
+    @property
+    def kept_up(self) -> bool:
+        return self.finished >= KEPT_UP * self.result.ok
+
+    def describe(self, what: str) -> str:
+        pacing = f" (paced, {self.pause_ms} ms pause)" if self.pause_ms else ""
+        verdict = "kept up" if self.kept_up else "fell behind"
+        return f"{pacing}: {self.result.rps:.0f} req/s in, {self.rate:.0f} {what}/s done, {verdict}"
+
+    def summary(self) -> dict:
+        return {"pause_ms": self.pause_ms, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
+                "kept_up": self.kept_up, "p99_ms": self.result.p99_ms}
+
+
 # A statement that writes a table, whatever it starts with (a data-modifying WITH too).
 WRITES = re.compile(r'\b(?:UPDATE|INSERT INTO|DELETE FROM) "')
 
@@ -35,6 +69,8 @@ class Size:
     burst_repeats: int
     sustained_seconds: float
     sustained_repeats: int
+    # Paced trials at most in the search for the sustained rate (Bench._sustained), before its confirmation.
+    paced_trials: int
     sync_calls: int
     drain: int
     list_items: int
@@ -49,10 +85,10 @@ class Size:
 
 
 SIZES = {
-    "full": Size("full", burst_seconds=8, burst_repeats=3, sustained_seconds=10, sustained_repeats=3,
+    "full": Size("full", burst_seconds=8, burst_repeats=3, sustained_seconds=10, sustained_repeats=3, paced_trials=5,
                  sync_calls=1000, drain=10_000, list_items=10_000, big_list=100_000, due_same_second=1000,
                  single_due=12, interval_window=15, isolation_calls=1000, inline_runs=300, drain_cap_s=45),
-    "small": Size("small", burst_seconds=3, burst_repeats=1, sustained_seconds=4, sustained_repeats=1,
+    "small": Size("small", burst_seconds=3, burst_repeats=1, sustained_seconds=4, sustained_repeats=1, paced_trials=2,
                   sync_calls=100, drain=600, list_items=600, big_list=5000, due_same_second=100,
                   single_due=4, interval_window=5, isolation_calls=100, inline_runs=30, drain_cap_s=45),
 }
@@ -79,6 +115,56 @@ class Results:
 
 def _iso(value: datetime) -> float:
     return value.timestamp()
+
+
+def sustained_search(trial, *, repeats: int, paced_trials: int) -> dict:
+    """The rate a system keeps up with: calls accepted and their work finished at the same pace.
+
+    First as fast as the connections go (unpaced, `repeats` times): a system that keeps up there is at
+    its ceiling. One that does not (its web accepts calls faster than its workers finish them, and the
+    queue grows) is then paced below that, bisecting between what finished and what was accepted; the
+    fastest paced trial that kept up is run once more, and the lower of the two is the figure. The
+    unpaced figures (calls accepted, runs finished while overloaded) are kept beside it.
+    `trial(pause_ms)` runs one window (None: unpaced) and returns its Trial."""
+    unpaced = [trial(None) for _ in range(repeats)]
+    figure = {
+        "rate": median([t.rate for t in unpaced]), "rps": median([t.result.rps for t in unpaced]),
+        "p50_ms": median([t.result.p50_ms for t in unpaced]), "p99_ms": median([t.result.p99_ms for t in unpaced]),
+        "repeats": [round(t.rate) for t in unpaced], "overloaded_rate": median([t.rate for t in unpaced]),
+        "closed_rps": median([t.result.rps for t in unpaced]),
+        "kept_up": all(t.kept_up for t in unpaced), "paced": [],
+    }
+    if figure["kept_up"] or not paced_trials:
+        return figure
+    low, high = figure["rate"], figure["rps"]
+    latency_ms = PACED_LATENCY_GUESS_MS
+    best = None
+    for _ in range(paced_trials):
+        target = (low + high) / 2
+        pause = max(1, round(1000 * SUSTAINED_CONNECTIONS / target - latency_ms))
+        paced = trial(pause)
+        figure["paced"].append(paced.summary())
+        if paced.result.rps:
+            # What a call took besides the pause, for the next trial's pause.
+            latency_ms = max(0.0, 1000 * SUSTAINED_CONNECTIONS / paced.result.rps - pause)
+        if paced.kept_up:
+            best = paced if best is None or paced.rate > best.rate else best
+            low = max(low, paced.result.rps)
+        else:
+            high = min(high, paced.result.rps)
+            low = min(low, 0.85 * high)  # the unpaced finished rate is not a proven floor
+        if high - low < 0.03 * high:
+            break
+    if best is None:
+        return figure
+    again = trial(best.pause_ms)
+    figure["paced"].append(again.summary())
+    if not again.kept_up:
+        return figure
+    figure.update(rate=min(best.rate, again.rate), rps=min(best.result.rps, again.result.rps),
+                  p50_ms=max(best.result.p50_ms, again.result.p50_ms),
+                  p99_ms=max(best.result.p99_ms, again.result.p99_ms), kept_up=True)
+    return figure
 
 
 class Bench:
@@ -325,45 +411,51 @@ class Bench:
         """The bare endpoint with a no-op worker draining at the same time: tasks completed per second."""
         queue = f"{stack.QUEUE_PREFIX}baseline"
         url = f"http://127.0.0.1:{self.base_port}/hook"
-        rates, results = [], []
-        for _ in range(self.size.sustained_repeats):
+
+        def trial(pause_ms: int | None) -> Trial:
             self.purge_queues()
-            result = wrk(url, fixtures.BODY, connections=16, seconds=self.size.sustained_seconds, tmp=self.stack.tmp)
-            completed = result.ok - self.backlog(queue)
-            rates.append(completed / result.seconds)
-            results.append(result)
-            self.log(f"sustained baseline: {result.rps:.0f} req/s in, {rates[-1]:.0f} tasks/s done")
+            fixtures.checkpoint()
+            result = wrk(url, fixtures.BODY, connections=SUSTAINED_CONNECTIONS, seconds=self.size.sustained_seconds,
+                         tmp=self.stack.tmp, pause_ms=pause_ms)
+            trial = Trial(result, result.ok - self.backlog(queue), pause_ms)
+            self.log(f"sustained baseline{trial.describe('tasks')}")
+            return trial
+
+        figure = sustained_search(trial, repeats=self.size.sustained_repeats, paced_trials=self.size.paced_trials)
         self.purge_queues()
-        self.results.put("sustained", base_rate=median(rates), base_rps=median([r.rps for r in results]),
-                         base_repeats=[round(r) for r in rates])
+        self.results.put("sustained", **{f"base_{key}": value for key, value in figure.items()})
 
     def sustained_product(self) -> None:
         """Webhook calls while the Procfile's workers drain them: three-step runs finished per second."""
         from logs.models import FINISHED_STATUSES, WorkflowRun
 
         url = f"http://127.0.0.1:{self.port}/api/wf/bench_async"
-        rates, results, failed = [], [], 0
-        for _ in range(self.size.sustained_repeats):
+        failed = 0
+
+        def trial(pause_ms: int | None) -> Trial:
+            nonlocal failed
             fixtures.reset_runs()
-            result = wrk(url, fixtures.BODY, connections=16, seconds=self.size.sustained_seconds,
-                         headers=self.auth, tmp=self.stack.tmp)
+            self.purge_queues()
+            result = wrk(url, fixtures.BODY, connections=SUSTAINED_CONNECTIONS, seconds=self.size.sustained_seconds,
+                         headers=self.auth, tmp=self.stack.tmp, pause_ms=pause_ms)
             finished = WorkflowRun.objects.filter(status__in=FINISHED_STATUSES).count()
             failed += WorkflowRun.objects.exclude(status__in=("succeeded", "queued", "running")).count()
-            rates.append(finished / result.seconds)
-            results.append(result)
-            self.log(f"sustained product: {result.rps:.0f} req/s in, {rates[-1]:.0f} runs/s finished")
-            self.purge_queues()
+            trial = Trial(result, finished, pause_ms)
+            self.log(f"sustained product{trial.describe('runs')}")
+            return trial
+
+        figure = sustained_search(trial, repeats=self.size.sustained_repeats, paced_trials=self.size.paced_trials)
+        self.purge_queues()
         fixtures.reset_runs()
         if failed:
             self.results.notes.append(f"sustained: {failed} runs did not succeed")
-        self.results.put("sustained", rate=median(rates), rps=median([r.rps for r in results]),
-                         p50_ms=median([r.p50_ms for r in results]), p99_ms=median([r.p99_ms for r in results]),
-                         repeats=[round(r) for r in rates])
+        self.results.put("sustained", **figure)
         self.memory_all("after sustained load")
 
     # --- 2. end-to-end latency --------------------------------------------------------------------
 
     def sync_baseline(self) -> None:
+        fixtures.checkpoint()
         result = sequential(self.base_port, "/sync", fixtures.BODY, calls=self.size.sync_calls)
         self.results.put("sync", base_p50_ms=result.p50, base_p99_ms=result.p99, base_calls=result.calls,
                          base_codes=result.codes)
@@ -431,6 +523,7 @@ class Bench:
         count = self.size.drain
         queue = f"{stack.QUEUE_PREFIX}baseline"
         self.purge_queues()
+        fixtures.checkpoint()
         (worker,) = self._hold(lambda hold, name: self.base_worker(hold, name=name), ["baseline"])
         self._send_noop(queue, count, "one")
         self._release({"baseline": queue})

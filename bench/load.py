@@ -14,6 +14,7 @@ wrk.method = "POST"
 wrk.body = %(body)s
 wrk.headers["Content-Type"] = "application/json"
 %(headers)s
+%(delay)s
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) codes = {} end
@@ -72,12 +73,15 @@ def wrk_path() -> str | None:
 
 
 def wrk(url: str, body: dict, *, connections: int, seconds: float, headers: dict | None = None,
-        threads: int = 1, tmp: Path) -> WrkResult:
+        threads: int = 1, tmp: Path, pause_ms: int | None = None) -> WrkResult:
     """POST body to url from `connections` keep-alive connections for `seconds`; one wrk thread is
-    enough for a few thousand requests/s and leaves the cores to the server."""
+    enough for a few thousand requests/s and leaves the cores to the server. With pause_ms, each
+    connection waits that long before each request (wrk's delay()), which paces the load below the
+    server's limit: about connections / (pause + latency) requests a second."""
     script = tmp / "post.lua"
     header_lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items())
-    script.write_text(WRK_SCRIPT % {"body": json.dumps(json.dumps(body)), "headers": header_lines})
+    delay = f"function delay() return {int(pause_ms)} end" if pause_ms else ""
+    script.write_text(WRK_SCRIPT % {"body": json.dumps(json.dumps(body)), "headers": header_lines, "delay": delay})
     command = [wrk_path() or "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                "--timeout", "10s", "-s", str(script), url]
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)

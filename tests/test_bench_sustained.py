@@ -1,0 +1,87 @@
+"""The benchmark's sustained figure (bench.figures.sustained_search) on simulated systems: the rate it
+reports is one the system kept up with, never what an overloaded web merely accepted."""
+from dataclasses import dataclass
+
+import pytest
+
+from bench.figures import KEPT_UP, SUSTAINED_CONNECTIONS, Trial, sustained_search
+
+WINDOW_S = 10.0
+
+
+@dataclass
+class _Window:
+    """What wrk reports of one window (the fields Trial reads)."""
+
+    seconds: float
+    ok: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+class _System:
+    """A web that accepts `accepts` calls/s flat out and workers that finish at most `capacity` runs/s,
+    less while the web is flooded (its CPU is theirs); a call takes `latency_ms` besides any pause."""
+
+    def __init__(self, *, accepts: float, capacity: float, flooded_capacity: float, latency_ms: float = 6.0):
+        self.accepts, self.capacity, self.flooded = accepts, capacity, flooded_capacity
+        self.latency_ms = latency_ms
+        self.pauses: list[int | None] = []
+
+    def trial(self, pause_ms: int | None) -> Trial:
+        self.pauses.append(pause_ms)
+        if pause_ms is None:
+            offered, capacity = self.accepts, self.flooded
+        else:
+            offered = min(self.accepts, 1000 * SUSTAINED_CONNECTIONS / (pause_ms + self.latency_ms))
+            capacity = self.capacity
+        accepted = round(offered * WINDOW_S)
+        finished = min(accepted, round(capacity * WINDOW_S))
+        window = _Window(WINDOW_S, accepted, offered, self.latency_ms, 3 * self.latency_ms)
+        return Trial(window, finished, pause_ms)
+
+
+def test_an_overloaded_system_is_reported_at_the_rate_it_keeps_up_with():
+    system = _System(accepts=280, capacity=160, flooded_capacity=120)
+
+    figure = sustained_search(system.trial, repeats=3, paced_trials=5)
+
+    assert figure["kept_up"] is True
+    # Within the search's resolution below the true capacity, and never above it.
+    assert 0.85 * 160 <= figure["rate"] <= 160
+    # The unpaced figures stay beside it: what the web accepted and what finished meanwhile.
+    assert figure["closed_rps"] == pytest.approx(280)
+    assert figure["overloaded_rate"] == pytest.approx(120)
+    # Every paced trial is recorded, the last one confirming the rate reported.
+    assert len(figure["paced"]) == len(system.pauses) - 3
+    assert figure["paced"][-1]["kept_up"] is True
+
+
+def test_a_system_that_keeps_up_unpaced_is_not_paced():
+    system = _System(accepts=300, capacity=400, flooded_capacity=400)
+
+    figure = sustained_search(system.trial, repeats=3, paced_trials=5)
+
+    assert system.pauses == [None, None, None]
+    assert figure["kept_up"] is True
+    assert figure["rate"] == pytest.approx(300)
+
+
+def test_a_system_that_never_keeps_up_reports_its_unpaced_figure_as_such():
+    # Even one call a second more than the workers finish leaves it behind: no paced rate is claimed.
+    system = _System(accepts=280, capacity=0.1, flooded_capacity=0.1)
+
+    figure = sustained_search(system.trial, repeats=1, paced_trials=3)
+
+    assert figure["kept_up"] is False
+    assert figure["rate"] == pytest.approx(0.1)
+    assert all(not trial["kept_up"] for trial in figure["paced"])
+
+
+def test_a_trial_keeps_up_only_when_nearly_all_it_accepted_finished():
+    accepted = 1000
+    window = _Window(WINDOW_S, accepted, accepted / WINDOW_S, 5.0, 9.0)
+
+    assert Trial(window, round(KEPT_UP * accepted), 40).kept_up
+    assert not Trial(window, round(KEPT_UP * accepted) - 1, 40).kept_up
