@@ -223,36 +223,47 @@ _OUTCOME_BY_RUN_STATUS = {
 }
 
 
-@functools.lru_cache(maxsize=16)
-def _count_statement(db, outcome: str) -> str:
-    """PostgreSQL: mark the item counted and count it in its batch, closing the batch with its last item,
-    in one statement (a data-modifying WITH), conditional on the item not being counted yet; it replaced a
-    read and a transaction of three updates for every item of a list."""
+@functools.lru_cache(maxsize=32)
+def _count_items(db, outcome: str, run: str) -> str:
+    """PostgreSQL: the WITH items that mark a run's item counted and count it in its batch, closing the
+    batch with its last item, conditional on the item not being counted yet; `run` is the SQL that picks the
+    run's id. They replaced a read and a transaction of three updates for every item of a list."""
     qn = db.ops.quote_name
     item, batch = ScheduledRun._meta, Batch._meta
     count, finished = (qn(batch.get_field(name).column) for name in (outcome, "finished_at"))
     settled = " + ".join(qn(batch.get_field(name).column) for name in ("done", "failed", "cancelled"))
     return (
-        f"WITH item AS (UPDATE {qn(item.db_table)} SET {qn(item.get_field('outcome').column)} = %s "
-        f"WHERE {qn(item.get_field('run').column)} = %s AND {qn(item.get_field('outcome').column)} = '' "
-        f"AND {qn(item.get_field('batch').column)} IS NOT NULL RETURNING {qn(item.get_field('batch').column)}) "
+        f"batch_item AS (UPDATE {qn(item.db_table)} SET {qn(item.get_field('outcome').column)} = %s "
+        f"WHERE {qn(item.get_field('run').column)} {run} AND {qn(item.get_field('outcome').column)} = '' "
+        f"AND {qn(item.get_field('batch').column)} IS NOT NULL RETURNING {qn(item.get_field('batch').column)}), "
         # SET's right-hand sides read the row before this update: + 1 counts this item.
-        f"UPDATE {qn(batch.db_table)} SET {count} = {count} + 1, {finished} = CASE WHEN {finished} IS NULL "
-        f"AND {qn(batch.get_field('total').column)} <= {settled} + 1 THEN %s ELSE {finished} END "
-        f"WHERE id IN (SELECT {qn(item.get_field('batch').column)} FROM item)"
+        f"batch_count AS (UPDATE {qn(batch.db_table)} SET {count} = {count} + 1, {finished} = CASE "
+        f"WHEN {finished} IS NULL AND {qn(batch.get_field('total').column)} <= {settled} + 1 THEN %s "
+        f"ELSE {finished} END WHERE id IN (SELECT {qn(item.get_field('batch').column)} FROM batch_item) RETURNING id)"
     )
 
 
+def batch_item_ending(*, db, run: WorkflowRun) -> tuple[str, list] | None:
+    """A list item's count as WITH items of the PostgreSQL statement that ends its run (the engine's
+    ENDING_WRITES, reading the run's id from its `claimed`): no statement or commit of its own."""
+    outcome = _OUTCOME_BY_RUN_STATUS.get(run.status)
+    if run.trigger != RunTrigger.LIST or outcome is None or db.vendor != "postgresql":
+        return None
+    return _count_items(db, outcome, "IN (SELECT id FROM claimed)"), [outcome, timezone.now()]
+
+
 def batch_item_finished(*, run: WorkflowRun) -> bool:
-    """Count a finished list run in its batch at once (receiver of logs.signals.run_finished)."""
+    """Count a finished list run in its batch at once (receiver of logs.signals.run_finished, for the ends
+    that did not count it themselves: batch_item_ending)."""
     outcome = _OUTCOME_BY_RUN_STATUS.get(run.status)
     if run.trigger != RunTrigger.LIST or outcome is None:
         return False
     db = transaction.get_connection()
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
-            cursor.execute(_count_statement(db, outcome), [outcome, run.id, timezone.now()])
-            return cursor.rowcount > 0
+            cursor.execute(f"WITH {_count_items(db, outcome, '= %s')} SELECT count(*) FROM batch_item",
+                           [outcome, run.id, timezone.now()])
+            return cursor.fetchone()[0] > 0
     batch_id = (
         ScheduledRun.objects.filter(run_id=run.id, outcome="").exclude(batch=None)
         .values_list("batch_id", flat=True).first()

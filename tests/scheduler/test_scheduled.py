@@ -234,6 +234,49 @@ def test_a_run_is_counted_once_whatever_reports_it(greet, drain):
     assert (batch.done, batch.failed, batch.finished_at) == (1, 0, None)
 
 
+def test_a_list_item_is_counted_by_the_statement_that_ends_its_run(greet, sent):
+    from django.test.utils import CaptureQueriesContext
+
+    from workflows.engine import run_execute
+
+    batch = batch_create(workflow=greet, items=["a"], item_param="name")
+    scheduled_runs_dispatch()
+    run = WorkflowRun.objects.get()
+    with CaptureQueriesContext(connection) as queries:
+        run_execute(run.id)
+    batch.refresh_from_db()
+    assert (batch.done, batch.finished_at is not None) == (1, True)
+    counting = [query["sql"] for query in queries if "scheduler_batch" in query["sql"]]
+    if connection.vendor == "postgresql":
+        # The run's end, its step log and its count: one statement, one commit (bench O28).
+        assert len(counting) == 1 and "logs_workflowrun" in counting[0]
+    else:
+        # Elsewhere run_finished's receiver counts it once the end has committed.
+        assert counting and all("logs_workflowrun" not in sql for sql in counting)
+
+
+@pytest.mark.django_db(transaction=True)  # as in a worker: no test transaction around the engine's own
+def test_a_list_item_whose_run_was_taken_over_is_not_counted_by_the_old_worker(greet, sent, monkeypatch):
+    from workflows import engine
+
+    batch = batch_create(workflow=greet, items=["a"], item_param="name")
+    scheduled_runs_dispatch()
+    run = WorkflowRun.objects.get()
+    write = engine._write_claimed
+
+    def taken_over(claimed, changes, *args):
+        if "finished_at" in changes:  # another worker claimed the run meanwhile (this one's lease ran out)
+            WorkflowRun.objects.filter(id=claimed.id).update(claim=claimed.claim + 1)
+        return write(claimed, changes, *args)
+
+    monkeypatch.setattr(engine, "_write_claimed", taken_over)
+    engine.run_execute(run.id)
+    batch.refresh_from_db()
+    assert (batch.done, batch.failed, batch.finished_at) == (0, 0, None)
+    assert ScheduledRun.objects.get().outcome == ""
+    assert WorkflowRun.objects.get().status == "running"  # the new owner ends it, and counts it then
+
+
 def test_items_are_spaced_by_the_interval(greet):
     start = timezone.now()
     batch = batch_create(workflow=greet, items=["a", "b", "c"], item_param="name", interval_seconds=30,
