@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 
 from . import fixtures, stack
-from .load import median, percentile, sequential, wrk
+from .load import WrkResult, median, percentile, sequential, wrk
 
 # Burst and sustained loads at these connection counts (issue 8: 16 and 64).
 CONNECTIONS = (16, 64)
@@ -28,7 +28,7 @@ PACED_LATENCY_GUESS_MS = 5.0
 class Trial:
     """One sustained-load window: wrk's result, how much of the work finished in it, and its pacing."""
 
-    result: object
+    result: WrkResult
     finished: int
     pause_ms: int | None
 
@@ -85,7 +85,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size("full", burst_seconds=8, burst_repeats=3, sustained_seconds=10, sustained_repeats=3, paced_trials=5,
+    "full": Size("full", burst_seconds=8, burst_repeats=3, sustained_seconds=10, sustained_repeats=3, paced_trials=4,
                  sync_calls=1000, drain=10_000, list_items=10_000, big_list=100_000, due_same_second=1000,
                  single_due=12, interval_window=15, isolation_calls=1000, inline_runs=300, drain_cap_s=45),
     "small": Size("small", burst_seconds=3, burst_repeats=1, sustained_seconds=4, sustained_repeats=1, paced_trials=2,
@@ -117,13 +117,15 @@ def _iso(value: datetime) -> float:
     return value.timestamp()
 
 
-def sustained_search(trial, *, repeats: int, paced_trials: int) -> dict:
+def sustained_search(trial, *, repeats: int, paced_trials: int, confirmations: int = 2) -> dict:
     """The rate a system keeps up with: calls accepted and their work finished at the same pace.
 
-    First as fast as the connections go (unpaced, `repeats` times): a system that keeps up there is at
-    its ceiling. One that does not (its web accepts calls faster than its workers finish them, and the
-    queue grows) is then paced below that, bisecting between what finished and what was accepted; the
-    fastest paced trial that kept up is run once more, and the lower of the two is the figure. The
+    First as fast as the connections go (unpaced, `repeats` times): a system that keeps up in most of them
+    is at its ceiling, their median. One that does not (its web accepts calls faster than its workers
+    finish them, and the queue grows) is then paced below that, bisecting between what finished and what
+    was accepted. Loads near the limit keep up one time and not the next, so a paced rate counts only once
+    the same pause keeps up again: the kept-up trials are tried again from the fastest down, at most
+    `confirmations` of them, and the first that holds gives the figure (the lower of its two rates). The
     unpaced figures (calls accepted, runs finished while overloaded) are kept beside it.
     `trial(pause_ms)` runs one window (None: unpaced) and returns its Trial."""
     unpaced = [trial(None) for _ in range(repeats)]
@@ -132,13 +134,13 @@ def sustained_search(trial, *, repeats: int, paced_trials: int) -> dict:
         "p50_ms": median([t.result.p50_ms for t in unpaced]), "p99_ms": median([t.result.p99_ms for t in unpaced]),
         "repeats": [round(t.rate) for t in unpaced], "overloaded_rate": median([t.rate for t in unpaced]),
         "closed_rps": median([t.result.rps for t in unpaced]),
-        "kept_up": all(t.kept_up for t in unpaced), "paced": [],
+        "kept_up": sum(t.kept_up for t in unpaced) * 2 > len(unpaced), "paced": [],
     }
     if figure["kept_up"] or not paced_trials:
         return figure
     low, high = figure["rate"], figure["rps"]
     latency_ms = PACED_LATENCY_GUESS_MS
-    best = None
+    kept: list[Trial] = []
     for _ in range(paced_trials):
         target = (low + high) / 2
         pause = max(1, round(1000 * SUSTAINED_CONNECTIONS / target - latency_ms))
@@ -148,22 +150,28 @@ def sustained_search(trial, *, repeats: int, paced_trials: int) -> dict:
             # What a call took besides the pause, for the next trial's pause.
             latency_ms = max(0.0, 1000 * SUSTAINED_CONNECTIONS / paced.result.rps - pause)
         if paced.kept_up:
-            best = paced if best is None or paced.rate > best.rate else best
+            kept.append(paced)
             low = max(low, paced.result.rps)
         else:
             high = min(high, paced.result.rps)
             low = min(low, 0.85 * high)  # the unpaced finished rate is not a proven floor
         if high - low < 0.03 * high:
             break
-    if best is None:
-        return figure
-    again = trial(best.pause_ms)
-    figure["paced"].append(again.summary())
-    if not again.kept_up:
-        return figure
-    figure.update(rate=min(best.rate, again.rate), rps=min(best.result.rps, again.result.rps),
-                  p50_ms=max(best.result.p50_ms, again.result.p50_ms),
-                  p99_ms=max(best.result.p99_ms, again.result.p99_ms), kept_up=True)
+    tried: set[int] = set()
+    for first in sorted(kept, key=lambda t: t.rate, reverse=True):
+        if len(tried) >= confirmations:
+            break
+        if first.pause_ms in tried:
+            continue
+        tried.add(first.pause_ms)
+        again = trial(first.pause_ms)
+        figure["paced"].append(again.summary())
+        if again.kept_up:
+            figure.update(rate=min(first.rate, again.rate), rps=min(first.result.rps, again.result.rps),
+                          p50_ms=max(first.result.p50_ms, again.result.p50_ms),
+                          p99_ms=max(first.result.p99_ms, again.result.p99_ms), kept_up=True)
+            return figure
+    # Nothing kept up twice: too near the limit to claim a paced rate; the unpaced figure stands.
     return figure
 
 
@@ -448,7 +456,7 @@ class Bench:
         self.purge_queues()
         fixtures.reset_runs()
         if failed:
-            self.results.notes.append(f"sustained: {failed} runs did not succeed")
+            self.results.notes.append(f"sustained: {failed} runs did not succeed, over all its unpaced and paced trials")
         self.results.put("sustained", **figure)
         self.memory_all("after sustained load")
 

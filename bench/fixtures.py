@@ -107,7 +107,8 @@ def workflow(name: str):
 def checkpoint() -> None:
     """Write PostgreSQL's dirty pages out now (CHECKPOINT), as pgbench does before it measures: the next
     timed checkpoint is then checkpoint_timeout (5 min) away, not in the middle of a figure, where its
-    writes and the full-page images that follow it would weigh on whichever side it fell on."""
+    writes and the full-page images that follow it would weigh on whichever side it fell on (one forced by
+    max_wal_size still can come sooner)."""
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
 

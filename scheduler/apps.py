@@ -3,10 +3,10 @@ from django.apps import AppConfig
 
 
 class SchedulerConfig(AppConfig):
-    """The scheduler app; connects the record-trigger receiver."""
+    """The scheduler app; connects its receivers and registers the batch count the engine writes."""
 
     name = "scheduler"
     verbose_name = "Scheduler"
 
     def ready(self):
-        from scheduler import receivers  # noqa: F401 - connects record_changed
+        from scheduler import receivers  # noqa: F401 - connects its receivers, registers its ending write

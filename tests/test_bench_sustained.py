@@ -79,6 +79,62 @@ def test_a_system_that_never_keeps_up_reports_its_unpaced_figure_as_such():
     assert all(not trial["kept_up"] for trial in figure["paced"])
 
 
+def test_a_rate_kept_up_once_but_not_on_its_confirmation_is_not_claimed():
+    system = _System(accepts=280, capacity=160, flooded_capacity=120)
+    kept_up_before: set[int] = set()
+
+    def flaky(pause_ms):
+        trial = system.trial(pause_ms)
+        if pause_ms is not None and trial.kept_up:
+            if pause_ms in kept_up_before:  # the same load again: this time the workers fall behind
+                trial = Trial(trial.result, round(0.5 * trial.result.ok), pause_ms)
+            kept_up_before.add(pause_ms)
+        return trial
+
+    figure = sustained_search(flaky, repeats=1, paced_trials=5)
+
+    assert figure["kept_up"] is False
+    assert figure["rate"] == pytest.approx(120)  # the unpaced figure, said to be such
+    assert figure["paced"][-1]["kept_up"] is False
+
+
+def test_when_the_fastest_rate_does_not_hold_a_slower_one_that_does_is_the_figure():
+    system = _System(accepts=280, capacity=160, flooded_capacity=120)
+    kept_up: list[Trial] = []
+
+    def marginal(pause_ms):
+        trial = system.trial(pause_ms)
+        if pause_ms is not None and trial.kept_up:
+            fastest = max(kept_up, key=lambda t: t.rate, default=None)
+            if fastest is not None and pause_ms == fastest.pause_ms and trial.rate >= fastest.rate:
+                # The fastest kept-up load, run again, falls behind; slower ones hold.
+                trial = Trial(trial.result, round(0.9 * trial.result.ok), pause_ms)
+            else:
+                kept_up.append(trial)
+        return trial
+
+    figure = sustained_search(marginal, repeats=1, paced_trials=4)
+
+    assert figure["kept_up"] is True
+    rates = sorted({t.rate for t in kept_up}, reverse=True)
+    assert len(rates) >= 2 and figure["rate"] == pytest.approx(rates[1])
+    assert [t["kept_up"] for t in figure["paced"][-2:]] == [False, True]
+
+
+def test_an_unpaced_load_kept_up_in_most_repeats_is_the_ceiling():
+    system = _System(accepts=300, capacity=400, flooded_capacity=400)
+    answers = iter([True, False, True])
+
+    def mostly(pause_ms):
+        trial = system.trial(pause_ms)
+        return trial if next(answers) else Trial(trial.result, round(0.9 * trial.result.ok), pause_ms)
+
+    figure = sustained_search(mostly, repeats=3, paced_trials=4)
+
+    assert figure["kept_up"] is True and figure["paced"] == []
+    assert system.pauses == [None, None, None]
+
+
 def test_a_trial_keeps_up_only_when_nearly_all_it_accepted_finished():
     accepted = 1000
     window = _Window(WINDOW_S, accepted, accepted / WINDOW_S, 5.0, 9.0)

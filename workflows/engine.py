@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -80,11 +81,13 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     return sql, [field.attname for field in fields], converters
 
 
-# Writes other apps add to the statement that ends a run on PostgreSQL, by name: each a function
-# (db, run) -> (SQL, params) or None, the SQL being data-modifying WITH items that read the ended run's id
-# from `claimed` (so they write only if the end does) and commit with it. The scheduler counts a list item
-# in its batch this way: a statement and a commit fewer per item (bench O28).
-ENDING_WRITES: dict = {}
+# Writes other apps add to the statement that ends a run on PostgreSQL (every end the engine writes: with
+# step logs or without), by name: each a function (db, run) -> (SQL, params) or None, the SQL being
+# data-modifying WITH items that read the ended run's id from `claimed` (so they write only if the end
+# does) and commit with it. The scheduler counts a list item in its batch this way: a statement and a
+# commit fewer per item (bench O28). Ends the engine does not write (a run cancelled or failed before it
+# started) and SQLite leave those writes to run_finished's receivers.
+ENDING_WRITES: dict[str, Callable[..., tuple[str, list] | None]] = {}
 
 
 def ending_write(name: str):
@@ -99,20 +102,21 @@ def ending_write(name: str):
 @functools.lru_cache(maxsize=256)
 def _progress_statement(db, columns: tuple[str, ...], with_rows: bool, extra: tuple[str, ...] = ()) -> str:
     """The UPDATE of a claimed run's columns (and `wu = wu + %s`) that holds only while this worker has
-    the claim, returning cancel_requested; with_rows, a data-modifying WITH that also inserts the step logs
-    of one JSON parameter only if the UPDATE matched, and runs the `extra` WITH items of ENDING_WRITES, so
-    that one statement, one round trip, is the whole transaction. Built once per connection wrapper, columns
-    and extras: through the ORM it cost more than it ran."""
+    the claim, returning cancel_requested; with_rows or `extra`, a data-modifying WITH that also inserts the
+    step logs of one JSON parameter and runs the `extra` WITH items of ENDING_WRITES, only if the UPDATE
+    matched, so that one statement, one round trip, is the whole transaction. Built once per connection
+    wrapper, columns and extras: through the ORM it cost more than it ran."""
     qn = db.ops.quote_name
     meta = WorkflowRun._meta
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
     update = (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
               "WHERE id = %s AND claim = %s AND status = %s RETURNING cancel_requested")
-    if not with_rows:
+    if not with_rows and not extra:
         return update
-    return (f"WITH claimed AS ({update}, id), logged AS (INSERT INTO {qn(StepRun._meta.db_table)} "
-            f"({columns_sql(db, StepRun)}) SELECT step.* FROM claimed, {recordset_sql(db, StepRun, 'step')})"
-            f"{''.join(f', {item}' for item in extra)} SELECT cancel_requested FROM claimed")
+    logged = (f", logged AS (INSERT INTO {qn(StepRun._meta.db_table)} ({columns_sql(db, StepRun)}) "
+              f"SELECT step.* FROM claimed, {recordset_sql(db, StepRun, 'step')})") if with_rows else ""
+    return (f"WITH claimed AS ({update}, id){logged}{''.join(f', {item}' for item in extra)} "
+            "SELECT cancel_requested FROM claimed")
 
 
 def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[StepRun]) -> bool | None:
@@ -125,16 +129,16 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
     params = [meta.get_field(name).get_db_prep_save(value, db) for name, value in changes.items()]
     params += [wu_add, meta.pk.get_db_prep_value(run.id, db), run.claim, RunStatus.RUNNING]
     together = _one_statement(db, rows)
-    extra, names = [], []
     if together:
         params.append(rows_json(StepRun, rows))
-        if "finished_at" in changes:
-            for name, write in ENDING_WRITES.items():
-                found = write(db, run)
-                if found is not None:
-                    extra.append(found[0])
-                    params += found[1]
-                    names.append(name)
+    extra, names = [], []
+    if db.vendor == "postgresql" and "finished_at" in changes:
+        for name, write in ENDING_WRITES.items():
+            found = write(db, run)
+            if found is not None:
+                extra.append(found[0])
+                params += found[1]
+                names.append(name)
     with db.cursor() as cursor:
         cursor.execute(_progress_statement(db, tuple(changes), together, tuple(extra)), params)
         found = cursor.fetchone()
@@ -144,8 +148,9 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
         mark_written(rows, db)
     elif rows:
         insert_rows(StepRun, rows)
-    if names:
-        run.written_at_end = names
+    # Every write says what it carried: an end written here and then rolled back (its step's transaction
+    # failed to commit) must not leave the name behind for the end written after it.
+    run.written_at_end = names
     return bool(found[0])
 
 

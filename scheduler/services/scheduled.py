@@ -249,7 +249,7 @@ def batch_item_ending(*, db, run: WorkflowRun) -> tuple[str, list] | None:
     outcome = _OUTCOME_BY_RUN_STATUS.get(run.status)
     if run.trigger != RunTrigger.LIST or outcome is None or db.vendor != "postgresql":
         return None
-    return _count_items(db, outcome, "IN (SELECT id FROM claimed)"), [outcome, timezone.now()]
+    return _count_items(db, outcome, "IN (SELECT id FROM claimed)"), [outcome, run.finished_at or timezone.now()]
 
 
 def batch_item_finished(*, run: WorkflowRun) -> bool:
@@ -262,7 +262,7 @@ def batch_item_finished(*, run: WorkflowRun) -> bool:
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
             cursor.execute(f"WITH {_count_items(db, outcome, '= %s')} SELECT count(*) FROM batch_item",
-                           [outcome, run.id, timezone.now()])
+                           [outcome, run.id, run.finished_at or timezone.now()])
             return cursor.fetchone()[0] > 0
     batch_id = (
         ScheduledRun.objects.filter(run_id=run.id, outcome="").exclude(batch=None)
@@ -278,7 +278,7 @@ def batch_item_finished(*, run: WorkflowRun) -> bool:
         Batch.objects.filter(id=batch_id).update(**{outcome: F(outcome) + 1})
         Batch.objects.filter(id=batch_id, finished_at=None).filter(
             total__lte=F("done") + F("failed") + F("cancelled")
-        ).update(finished_at=timezone.now())
+        ).update(finished_at=run.finished_at or timezone.now())
     return True
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from config.errors import ActionError, ParameterError, ValidationError
 from datastore.services import data_type_create, record_create
-from logs.models import WorkflowRun
+from logs.models import StepRun, WorkflowRun
 from scheduler.models import ScheduledRun
 from scheduler.services import (
     batch_cancel,
@@ -252,6 +252,29 @@ def test_a_list_item_is_counted_by_the_statement_that_ends_its_run(greet, sent):
         assert len(counting) == 1 and "logs_workflowrun" in counting[0]
     else:
         # Elsewhere run_finished's receiver counts it once the end has committed.
+        assert counting and all("logs_workflowrun" not in sql for sql in counting)
+
+
+def test_a_list_item_whose_run_ends_with_no_step_to_log_is_counted_by_its_end_too(make_workflow, sent):
+    from django.test.utils import CaptureQueriesContext
+
+    from workflows.engine import run_execute
+
+    small = make_workflow("small", parameters=[{"name": "n", "type": "integer", "required": True}],
+                          only_when="{{ params.n > 10 }}", steps=[GREET])
+    batch = batch_create(workflow=small, items=[3], item_param="n")
+    scheduled_runs_dispatch()
+    run = WorkflowRun.objects.get()
+    with CaptureQueriesContext(connection) as queries:
+        run_execute(run.id)
+    run.refresh_from_db()
+    batch.refresh_from_db()
+    assert run.status == "skipped" and not StepRun.objects.filter(run=run).exists()
+    assert (batch.done, batch.finished_at == run.finished_at) == (1, True)
+    counting = [query["sql"] for query in queries if "scheduler_batch" in query["sql"]]
+    if connection.vendor == "postgresql":
+        assert len(counting) == 1 and "logs_workflowrun" in counting[0]
+    else:
         assert counting and all("logs_workflowrun" not in sql for sql in counting)
 
 
