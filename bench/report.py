@@ -326,7 +326,8 @@ too), unevenly, so ratios from a run with much stolen time are less sure.
   timed in-process) ÷ 3; "inline" runs the engine in the benchmark process and times `action.run()` directly.
 - **3. Drain**: the `worker` line is started on a queue nobody sends to, N runs are written with
   `runs_enqueue_many` (as the dispatcher writes and sends them: runs that start together travel up to ten to a
-  Celery message, each still claimed and logged on its own; a webhook's run is a message of its own), then the
+  Celery message, each still claimed and logged on its own; a webhook's run goes on a Redis list that a few drainer
+  messages take from, docs/engine.md "Run lists"), then the
   worker is pointed at their queue (`add_consumer`), so start-up is not timed; the
   rate is runs finished ÷ (first run started → last run finished). Baseline: the same with N no-op tasks,
   one to a message, between two tasks that record the time.

@@ -209,6 +209,13 @@ ENGINE_ROOM_PROGRESS_SECONDS = env.float("ENGINE_ROOM_PROGRESS_SECONDS", default
 # ENGINE_ROOM_MESSAGE_SECONDS of its first, the rest go back to the queue (docs/engine.md, "Messages").
 ENGINE_ROOM_RUNS_PER_MESSAGE = env.int("ENGINE_ROOM_RUNS_PER_MESSAGE", default=10)
 ENGINE_ROOM_MESSAGE_SECONDS = env.float("ENGINE_ROOM_MESSAGE_SECONDS", default=1.0)
+# Runs started alone (a webhook's, a manual one) wait on a Redis list per queue and timeout, taken by up to
+# ENGINE_ROOM_DRAINERS drainer tasks at once, one message per drainer rather than per run (docs/engine.md,
+# "Run lists"). A drainer waits this long for the next run before it leaves.
+ENGINE_ROOM_RUN_LISTS = env.bool("ENGINE_ROOM_RUN_LISTS", default=True)
+ENGINE_ROOM_DRAINERS = env.int("ENGINE_ROOM_DRAINERS", default=3)
+ENGINE_ROOM_DRAINER_LINGER_SECONDS = env.float("ENGINE_ROOM_DRAINER_LINGER_SECONDS", default=0.1)
+ENGINE_ROOM_DRAINER_STALE_SECONDS = env.int("ENGINE_ROOM_DRAINER_STALE_SECONDS", default=30)
 ENGINE_ROOM_STEP_OUTPUT_LIMIT = env.int("ENGINE_ROOM_STEP_OUTPUT_LIMIT", default=64 * 1024)
 ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT = env.int("ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT", default=1024 * 1024)
 ENGINE_ROOM_EXPRESSION_TIME_LIMIT = env.float("ENGINE_ROOM_EXPRESSION_TIME_LIMIT", default=2.0)

@@ -29,10 +29,23 @@ def queue_name(kind: str) -> str:
 
 def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None) -> bool:
     """Send a run's task to the broker (False if it could not be sent); a broker that is down loses
-    nothing, the sweeper resends."""
+    nothing, the sweeper resends. A run due now with a known timeout goes on its queue's list instead,
+    when lists are enabled (workflows/run_lists.py)."""
+    from workflows import run_lists
     from workflows.tasks import run_execute
 
+    if not countdown and timeout_seconds and run_lists.enabled() and run_lists.push(run_id, queue, timeout_seconds):
+        return True
     return _send(run_execute, [str(run_id)], queue, countdown, timeout_seconds, f"run {run_id}")
+
+
+def send_drainer(queue: str, timeout_seconds: int, token: str) -> bool:
+    """Send a message that starts a drainer of the list of `queue` and `timeout_seconds` (False if it
+    could not be sent). It starts no run after ENGINE_ROOM_MESSAGE_SECONDS, and may wait the linger after it."""
+    from workflows.tasks import runs_drain
+
+    return _send(runs_drain, [queue, timeout_seconds, token], queue, None, timeout_seconds, f"a drainer of {queue}",
+                 margin=settings.ENGINE_ROOM_MESSAGE_SECONDS + settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
 
 
 def dispatch_many(run_ids: list, queue: str, countdown: float | None, timeout_seconds: int) -> bool:

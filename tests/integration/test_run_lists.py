@@ -1,0 +1,156 @@
+"""Run lists: runs started alone wait on a Redis list and share a few drainer messages (workflows/run_lists.py)."""
+import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+from django.db import transaction
+
+from logs.models import RunStatus, StepRun, WorkflowRun
+from tests.api_endpoints import conftest as api_fixtures
+from tests.integration.conftest import wait_until
+from workflows import run_lists
+from workflows.services import run_enqueue
+
+_fresh_caches = api_fixtures._fresh_caches
+make_workflow = api_fixtures.make_workflow
+admin_token = api_fixtures.admin_token
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+STEPS = [
+    {"key": "a", "action": "set_values", "config": {"values": {"n": "{{ params.n }}"}}},
+    {"key": "b", "action": "set_values", "config": {"values": {"twice": "{{ steps.a.n * 2 }}"}}},
+]
+TIMEOUT = 300  # a workflow's default timeout_seconds: its runs share that list
+N = {"name": "n", "type": "integer", "required": True}
+
+
+def _broker(settings):
+    return redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+
+def _messages(settings, queue: str) -> list[str]:
+    """The task names of the messages waiting in a queue of the (Redis) broker."""
+    return [json.loads(raw)["headers"]["task"] for raw in _broker(settings).lrange(queue, 0, -1)]
+
+
+def _enqueue(workflow, n: int) -> WorkflowRun:
+    with transaction.atomic():
+        return run_enqueue(workflow=workflow, params={"n": n}, trigger="manual")
+
+
+def test_webhook_runs_share_a_few_drainer_messages(live_server, processes, make_workflow, admin_token, settings):
+    """Sixty webhook calls at once all succeed, every run claimed once, carried by far fewer messages than runs."""
+    make_workflow("listed", steps=STEPS, parameters=[N])
+    worker = processes.worker(concurrency=2)
+
+    def call(n):
+        response = requests.post(f"{live_server.url}/api/wf/listed", json={"n": n},
+                                 headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()["run_id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(pool.map(call, range(60)))
+    assert wait_until(lambda: WorkflowRun.objects.filter(id__in=run_ids, status=RunStatus.SUCCEEDED).count() == 60,
+                      message="sixty listed runs")
+    # Each run executed once: two steps logged, one attempt each.
+    assert StepRun.objects.filter(run_id__in=run_ids).count() == 120
+    log = next(path for process, path in processes.running if process is worker).read_text()
+    drainers = log.count("workflows.tasks.runs_drain[")
+    assert "workflows.tasks.run_execute[" not in log
+    assert 1 <= drainers < 60, f"{drainers} drainer messages for 60 runs"
+    keys = run_lists._keys("interactive", TIMEOUT)
+    # Every drainer leaves once the list is empty, giving up its place.
+    assert wait_until(lambda: _broker(settings).zcard(keys[1]) == 0, message="the drainers to leave")
+    assert _broker(settings).llen(keys[0]) == 0
+
+
+def test_a_run_lost_with_its_list_is_resent_by_the_sweeper(live_server, processes, make_workflow, admin_token,
+                                                          settings):
+    """Redis loses the list and the drainer's message (it keeps nothing on disk): the run still succeeds."""
+    make_workflow("lost", steps=STEPS, parameters=[N])
+    queued = requests.post(f"{live_server.url}/api/wf/lost", json={"n": 4},
+                           headers={"Authorization": f"Bearer {admin_token}"}, timeout=10)
+    assert queued.status_code == 202, queued.text
+    assert _messages(settings, settings.QUEUE_INTERACTIVE) == ["workflows.tasks.runs_drain"]
+    _broker(settings).flushdb()
+    fast_sweep = {"ENGINE_ROOM_SWEEP_SECONDS": "1", "ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS": "2"}
+    worker = processes.worker(concurrency=1, env=fast_sweep)
+    processes.beat(env=fast_sweep)
+    run = WorkflowRun.objects.get(id=queued.json()["run_id"])
+    assert wait_until(lambda: WorkflowRun.objects.get(id=run.id).status == RunStatus.SUCCEEDED, timeout=60,
+                      message="the swept run")
+    log = next(path for process, path in processes.running if process is worker).read_text()
+    assert "Sweeper resent 0 expired and 1 stale runs" in log
+
+
+def test_a_drainer_starts_only_when_more_runs_wait_than_drainers_take(make_workflow, settings):
+    """The first run starts a drainer; the next ones start another only while more wait than drainers, up to
+    ENGINE_ROOM_DRAINERS; a place left stale by a dead drainer no longer counts."""
+    settings.ENGINE_ROOM_DRAINERS = 2
+    workflow = make_workflow("counted", steps=STEPS, parameters=[N])
+    keys = run_lists._keys("interactive", TIMEOUT)
+    queue = settings.QUEUE_INTERACTIVE
+
+    _enqueue(workflow, 1)
+    assert _messages(settings, queue) == ["workflows.tasks.runs_drain"]
+    _enqueue(workflow, 2)  # two wait, one drainer: a second one
+    _enqueue(workflow, 3)  # three wait, two drainers: the most allowed
+    _enqueue(workflow, 4)
+    assert _messages(settings, queue) == ["workflows.tasks.runs_drain"] * 2
+    assert _broker(settings).llen(keys[0]) == 4
+
+    # Both places go stale (their drainers died before starting): the next run starts a drainer again.
+    _broker(settings).zadd(keys[1], {member: 0 for member in _broker(settings).zrange(keys[1], 0, -1)})
+    _enqueue(workflow, 5)
+    assert _messages(settings, queue) == ["workflows.tasks.runs_drain"] * 3
+    assert _broker(settings).zcard(keys[1]) == 1
+
+
+def test_a_drainer_runs_what_waits_then_leaves(make_workflow, settings):
+    """A drainer executes the listed runs in turn, then gives up its place once the list stays empty."""
+    workflow = make_workflow("drained", steps=STEPS, parameters=[N])
+    runs = [_enqueue(workflow, n) for n in range(5)]
+    keys = run_lists._keys("interactive", TIMEOUT)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+
+    assert run_lists.drain("interactive", TIMEOUT, token) == 5
+    assert [WorkflowRun.objects.get(id=run.id).status for run in runs] == [RunStatus.SUCCEEDED] * 5
+    assert WorkflowRun.objects.get(id=runs[3].id).steps.get(key="b").output == {"twice": 6}
+    # Its place is given up; the two other drainers the pushes started (not run here) keep theirs.
+    places = [member.decode() for member in _broker(settings).zrange(keys[1], 0, -1)]
+    assert token not in places and len(places) == 2
+    assert _broker(settings).llen(keys[0]) == 0
+
+
+def test_a_drainer_hands_its_place_on_after_its_time(make_workflow, settings):
+    """Past ENGINE_ROOM_MESSAGE_SECONDS a drainer starts no more runs: a new message with its place takes the rest."""
+    settings.ENGINE_ROOM_MESSAGE_SECONDS = 0.0
+    workflow = make_workflow("handed", steps=STEPS, parameters=[N])
+    runs = [_enqueue(workflow, n) for n in range(3)]
+    keys = run_lists._keys("interactive", TIMEOUT)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+    queue = settings.QUEUE_INTERACTIVE
+    _broker(settings).delete(queue)
+
+    assert run_lists.drain("interactive", TIMEOUT, token) == 0
+    messages = [json.loads(raw) for raw in _broker(settings).lrange(queue, 0, -1)]
+    assert [message["headers"]["task"] for message in messages] == ["workflows.tasks.runs_drain"]
+    assert json.loads(base64.b64decode(messages[0]["body"]))[0] == ["interactive", TIMEOUT, token]
+    assert token in [member.decode() for member in _broker(settings).zrange(keys[1], 0, -1)]
+    assert _broker(settings).llen(keys[0]) == 3
+    assert {WorkflowRun.objects.get(id=run.id).status for run in runs} == {RunStatus.QUEUED}
+
+
+def test_runs_go_in_messages_of_their_own_when_lists_are_off(make_workflow, settings):
+    """ENGINE_ROOM_RUN_LISTS=false sends each run alone, as before lists."""
+    settings.ENGINE_ROOM_RUN_LISTS = False
+    workflow = make_workflow("unlisted", steps=STEPS, parameters=[N])
+    _enqueue(workflow, 1)
+    _enqueue(workflow, 2)
+    assert _messages(settings, settings.QUEUE_INTERACTIVE) == ["workflows.tasks.run_execute"] * 2
+    assert _broker(settings).llen(run_lists._keys("interactive", TIMEOUT)[0]) == 0
