@@ -7,6 +7,7 @@ from django.dispatch import receiver
 from logs.models import RunTrigger
 from logs.signals import run_answered, run_finished
 from workflows.models import Workflow
+from workflows.selectors import version_definition
 
 from .models import ApiToken
 from .selectors import cache_delete_many, cache_get, token_key, workflow_key, workflow_name_key
@@ -50,6 +51,8 @@ def token_workflows_changed(sender, instance, **kwargs):
 def wake_sync_callers(sender, run, **kwargs):
     if run.trigger != RunTrigger.WEBHOOK:
         return  # only webhook calls wait for their run: no one listens on the others' channels
+    if run.version_id is not None and version_definition(run.version_id).response != "sync":
+        return  # an async call was answered 202 before its run started: a publish per run would wake no one
     # Runs in the worker that finished (or answered) the run; the waiting web process sleeps on this channel.
     # After commit, so that the woken caller reads the finished row.
     transaction.on_commit(lambda: run_changed(run.id))

@@ -458,6 +458,37 @@ def test_a_finished_run_wakes_its_waiting_caller(settings, monkeypatch, django_c
     assert outcome["elapsed"] < 1.5, outcome
 
 
+def test_only_a_sync_calls_run_is_announced(make_workflow, settings, django_capture_on_commit_callbacks):
+    """A finished run of a sync workflow is published to its waiting caller; an async call's (answered 202,
+    no one waits) costs no publish."""
+    import time
+
+    import redis
+
+    from api_endpoints import waiting
+    from logs.signals import run_finished
+
+    if not settings.REDIS_AVAILABLE:
+        pytest.skip("needs Redis")
+    runs = {}
+    for mode in ("sync", "async"):
+        workflow = make_workflow(f"answer_{mode}", response=mode)
+        runs[mode] = WorkflowRun(id=f"8d6f9a1c-0000-4000-8000-00000000000{len(runs) + 2}", workflow_name=workflow.name,
+                                 trigger="webhook", version=workflow.live_version)
+    subscription = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    subscription.subscribe(*(waiting.run_channel(run.id) for run in runs.values()))
+    for run in runs.values():
+        with django_capture_on_commit_callbacks(execute=True):
+            run_finished.send(sender=WorkflowRun, run=run)
+    heard, deadline = [], time.monotonic() + 2
+    while time.monotonic() < deadline:
+        message = subscription.get_message(timeout=0.2)
+        if message:
+            heard.append(message["channel"].decode())
+    subscription.close()
+    assert heard == [waiting.run_channel(runs["sync"].id)]
+
+
 def test_a_used_up_workload_budget_is_a_429(make_workflow, admin_token, monkeypatch):
     """When enqueueing is refused for the monthly WU budget, the caller gets a 429 saying so."""
     from api_endpoints import webhooks
