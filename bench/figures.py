@@ -402,9 +402,9 @@ class Bench:
                 self.purge_queues()
         for connections in CONNECTIONS:
             product, base = runs[("product", connections)], runs[("baseline", connections)]
-            # The best repeat of each side: gunicorn can hand all of wrk's connections to one of its two
-            # processes, which halves either side at random (a median of three then compares a halved
-            # side with a whole one); the best repeat is the least disturbed.
+            # The best repeat of each side, the least disturbed: a repeat can be halved by other work on the
+            # machine or (on a shared listening socket, before --reuse-port) by gunicorn handing most of wrk's
+            # connections to one of its two processes, and a median of three would compare it with a whole one.
             best, base_best = max(product, key=lambda r: r.rps), max(base, key=lambda r: r.rps)
             self.results.put(
                 f"intake_c{connections}",

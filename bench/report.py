@@ -277,9 +277,9 @@ def write_markdown(results, path: Path) -> None:
 Written by `make bench` (`bench/run.py`) on {results.started}; the whole run took {results.seconds:.0f} s.
 Every baseline is measured in the same run, on the same machine, with the same gunicorn and Celery command
 lines (taken from the `Procfile`), the same PostgreSQL and Redis. Ratios are Engine Room ÷ baseline;
-targets are issue 8's. The intake burst figures are the best of {size.burst_repeats} repeats on each side (gunicorn
-can hand all of wrk's connections to one of its two processes, which halves either side at random; every
-repeat is in the raw figures), the sustained ones the highest rate kept up (the calls accepted and their work finished at the same pace: at
+targets are issue 8's. The intake burst figures are the best of {size.burst_repeats} repeats on each side (the least
+disturbed by other work on the machine; before the Procfile's `--reuse-port`, gunicorn could also hand most of
+wrk's connections to one of its two processes; every repeat is in the raw figures), the sustained ones the highest rate kept up (the calls accepted and their work finished at the same pace: at
 least {KEPT_UP:.0%} of the calls of a {size.sustained_seconds:.0f}-s window finished within it), from {size.sustained_repeats} repeats of 16 unpaced connections
 and, when most of those fall behind, up to {size.paced_trials} paced ones, of which a rate counts only once the same pacing keeps up
 again (the lower of the two); latency figures are percentiles over every call; drains and lists stop waiting after
