@@ -5,6 +5,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -209,12 +210,16 @@ ENGINE_ROOM_PROGRESS_SECONDS = env.float("ENGINE_ROOM_PROGRESS_SECONDS", default
 # ENGINE_ROOM_MESSAGE_SECONDS of its first, the rest go back to the queue (docs/engine.md, "Messages").
 ENGINE_ROOM_RUNS_PER_MESSAGE = env.int("ENGINE_ROOM_RUNS_PER_MESSAGE", default=10)
 ENGINE_ROOM_MESSAGE_SECONDS = env.float("ENGINE_ROOM_MESSAGE_SECONDS", default=1.0)
-# Runs started alone (a webhook's, a manual one) wait on a Redis list per queue and timeout, taken by up to
-# ENGINE_ROOM_DRAINERS drainer tasks at once, one message per drainer rather than per run (docs/engine.md,
-# "Run lists"). A drainer waits this long for the next run before it leaves.
+# Runs started alone (a webhook's, a manual one) wait on a Redis list per queue and timeout, taken one at a
+# time by drainer tasks, a message per drainer rather than per run (docs/engine.md, "Run lists"). At most
+# ENGINE_ROOM_DRAINERS drain one list at once across all machines: the children consuming `interactive`.
 ENGINE_ROOM_RUN_LISTS = env.bool("ENGINE_ROOM_RUN_LISTS", default=True)
 ENGINE_ROOM_DRAINERS = env.int("ENGINE_ROOM_DRAINERS", default=3)
+if ENGINE_ROOM_DRAINERS < 1:
+    raise ImproperlyConfigured("ENGINE_ROOM_DRAINERS must be 1 or more: with none, listed runs would wait for the sweeper.")
+# How long an idle drainer waits for the next run before it leaves (its child is lent to nothing meanwhile).
 ENGINE_ROOM_DRAINER_LINGER_SECONDS = env.float("ENGINE_ROOM_DRAINER_LINGER_SECONDS", default=0.1)
+# A drainer's place not renewed for this long no longer counts (its drainer died, or sits on one long run).
 ENGINE_ROOM_DRAINER_STALE_SECONDS = env.int("ENGINE_ROOM_DRAINER_STALE_SECONDS", default=30)
 ENGINE_ROOM_STEP_OUTPUT_LIMIT = env.int("ENGINE_ROOM_STEP_OUTPUT_LIMIT", default=64 * 1024)
 ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT = env.int("ENGINE_ROOM_EXPRESSION_OUTPUT_LIMIT", default=1024 * 1024)

@@ -1,11 +1,12 @@
 """Runs started alone wait on a Redis list, taken one at a time by a few drainer tasks (docs/engine.md, "Run lists").
 
-A Celery message cost a worker more than a short run's three steps (bench/BENCHMARKS.md, O29), and a webhook
-brings its runs one at a time, so they cannot share messages the way the dispatcher's do. Instead a run's id
-goes on the list of its queue and timeout, and a Celery message starts a drainer only when the list has more
-waiting than drainers taking from it (up to ENGINE_ROOM_DRAINERS). A drainer takes ids until the list stays
-empty for ENGINE_ROOM_DRAINER_LINGER_SECONDS; after ENGINE_ROOM_MESSAGE_SECONDS it hands its place to a new
-message at the back of the queue, so the other queues' messages on the same worker get their turn.
+A Celery message cost a worker nearly as much CPU as a short run's three steps (bench/optimisations, O29),
+and a webhook brings its runs one at a time, so they cannot share messages the way the dispatcher's do.
+Instead a run's id goes on the list of its queue and timeout, and a Celery message starts a drainer only
+when the list has more waiting than idle drainers (up to ENGINE_ROOM_DRAINERS, across all machines). A
+drainer takes ids until the list stays empty for ENGINE_ROOM_DRAINER_LINGER_SECONDS; after
+ENGINE_ROOM_MESSAGE_SECONDS it hands its place to a new message at the back of the queue, so the other
+queues' messages on the same worker get their turn.
 
 Nothing is lost with Redis: the run's row is written (queued) before its id is pushed, and the sweeper
 resends any run still queued ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS later, as it does a lost message.
@@ -20,18 +21,52 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# Push the id; start a drainer (reserve its place and say so) when none is taking from the list, or when
-# more runs wait than drainers take them, up to the most allowed. A place not renewed for
-# ENGINE_ROOM_DRAINER_STALE_SECONDS (its drainer died, or sits on a run that long) no longer counts.
-_PUSH = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[4]))
-local drainers = redis.call('ZCARD', KEYS[2])
-if drainers < tonumber(ARGV[3]) and (drainers == 0 or redis.call('LLEN', KEYS[1]) > drainers) then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
-  return 1
+# Place ages are read off Redis's clock, so that web and worker machines need not agree on the time.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+"""
+
+# A drainer's place (KEYS[2], scored by when it last renewed it) counts until it is
+# ENGINE_ROOM_DRAINER_STALE_SECONDS old (its drainer died, or sits on one run that long); a drainer
+# executing a run is also in KEYS[3]. More runs waiting than idle drainers start another drainer, up to
+# the most allowed: so a run never waits behind a busy drainer while a place is free.
+_TOP_UP = """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if not redis.call('ZSCORE', KEYS[2], member) then redis.call('SREM', KEYS[3], member) end
 end
-return 0
+local drainers = redis.call('ZCARD', KEYS[2])
+local started = false
+if drainers < tonumber(ARGV[1]) and redis.call('LLEN', KEYS[1]) > drainers - redis.call('SCARD', KEYS[3]) then
+  redis.call('ZADD', KEYS[2], now, ARGV[3])
+  started = ARGV[3]
+end
+"""
+
+# Push the id and start a drainer if one is wanted (the new place's token, else false).
+# ARGV: most drainers, stale seconds, a new token, the run's id.
+_PUSH = _NOW + """
+redis.call('RPUSH', KEYS[1], ARGV[4])
+""" + _TOP_UP + """
+return started
+"""
+
+# A drainer takes the next id (or false) and renews its place, marked busy when it took one and idle
+# when not; taking one may leave more waiting than idle drainers, which starts another (the second
+# value). ARGV: most drainers, stale seconds, a new token, this drainer's token, an id it already
+# took (from BLPOP) or ''.
+_TAKE = _NOW + """
+local id = ARGV[5]
+if id == '' then id = redis.call('LPOP', KEYS[1]) end
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+if not id then
+  redis.call('SREM', KEYS[3], ARGV[4])
+  return {false, false}
+end
+redis.call('SADD', KEYS[3], ARGV[4])
+""" + _TOP_UP + """
+return {id, started}
 """
 
 # A drainer leaves only if the list is empty, in the same step as it gives up its place: a run pushed
@@ -41,27 +76,46 @@ if redis.call('LLEN', KEYS[1]) > 0 then
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
 return 1
+"""
+
+# A drainer that could not be started gives its place back; so does one handing its place on (it runs
+# nothing while its next message waits).
+_RELEASE = """
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
 """
 
 
 @cache
-def _client():
-    """One client (and connection pool) per process."""
+def _client(timeout: float):
+    """One client (and connection pool) per process and socket timeout."""
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=5)
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=timeout)
 
 
 @cache
-def _scripts():
-    client = _client()
-    return client.register_script(_PUSH), client.register_script(_LEAVE)
+def _script(source: str, timeout: float):
+    """A script registered on the client of that timeout (EVALSHA, loaded on first use)."""
+    return _client(timeout).register_script(source)
+
+
+# A web thread waits at most this long on a Redis that hangs before the run goes as a message instead.
+PUSH_TIMEOUT = 1.0
+# A drainer's BLPOP waits the linger; its calls may wait longer than a push's.
+DRAIN_TIMEOUT = 5.0
 
 
 def _keys(queue: str, timeout_seconds: int) -> list[str]:
+    """The list, its drainers' places and its busy drainers."""
     base = f"{settings.QUEUE_PREFIX}er:runs:{queue}:{timeout_seconds}"
-    return [base, f"{base}:drainers"]
+    return [base, f"{base}:drainers", f"{base}:busy"]
+
+
+def _limits() -> list:
+    return [settings.ENGINE_ROOM_DRAINERS, settings.ENGINE_ROOM_DRAINER_STALE_SECONDS, uuid.uuid4().hex]
 
 
 def enabled() -> bool:
@@ -73,49 +127,50 @@ def push(run_id, queue: str, timeout_seconds: int) -> bool:
     """Put a run on its list and start a drainer if one is wanted; False if either failed (the caller sends
     the run in a message of its own instead)."""
     keys = _keys(queue, timeout_seconds)
-    token = uuid.uuid4().hex
     try:
-        wanted = _scripts()[0](keys=keys, args=[
-            str(run_id), time.time(), settings.ENGINE_ROOM_DRAINERS, settings.ENGINE_ROOM_DRAINER_STALE_SECONDS, token,
-        ])
-    except Exception:  # Redis down: the run goes as a message, as it would without lists
+        token = _script(_PUSH, PUSH_TIMEOUT)(keys=keys, args=[*_limits(), str(run_id)])
+    except Exception:  # Redis down or hanging: the run goes as a message, as it would without lists
         logger.warning("Could not put run %s on its list", run_id, exc_info=True)
         return False
-    return not wanted or _start(queue, timeout_seconds, token)
+    return not token or _start(keys, queue, timeout_seconds, token.decode(), PUSH_TIMEOUT)
 
 
-def _start(queue: str, timeout_seconds: int, token: str) -> bool:
+def _start(keys: list[str], queue: str, timeout_seconds: int, token: str, timeout: float) -> bool:
+    """Send the message of a drainer that holds a place; if it cannot be sent, give the place back."""
     from workflows.services.runs import send_drainer
 
-    return send_drainer(queue, timeout_seconds, token)
+    if send_drainer(queue, timeout_seconds, token):
+        return True
+    try:
+        _script(_RELEASE, timeout)(keys=keys, args=[token])
+    except Exception:  # Redis down too: the place goes stale, the sweeper resends what waits
+        logger.warning("Could not give back the place of a drainer of %s", keys[0], exc_info=True)
+    return False
 
 
 def drain(queue: str, timeout_seconds: int, token: str) -> int:
     """Execute runs from the list in turn (the drainer task's body); returns how many it took."""
     from workflows.engine import run_execute
 
-    client = _client()
     keys = _keys(queue, timeout_seconds)
-    leave = _scripts()[1]
+    take = _script(_TAKE, DRAIN_TIMEOUT)
     began = time.monotonic()
     taken = 0
     left = False
     try:
-        while True:
-            if time.monotonic() - began > settings.ENGINE_ROOM_MESSAGE_SECONDS:
-                break
-            pipe = client.pipeline(transaction=False)
-            pipe.lpop(keys[0])
-            pipe.zadd(keys[1], {token: time.time()})  # renew the place (again, if it had gone stale)
-            run_id = pipe.execute()[0]
+        while time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS:
+            run_id, started = take(keys=keys, args=[*_limits(), token, ""])
             if run_id is None:
-                popped = client.blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
+                popped = _client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
                 if popped is None:
-                    if leave(keys=keys, args=[token]):
+                    if _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
                         left = True
                         return taken
                     continue
-                run_id = popped[1]
+                # Marked busy now, and another drainer started if a run arrived meanwhile.
+                run_id, started = take(keys=keys, args=[*_limits(), token, popped[1]])
+            if started:
+                _start(keys, queue, timeout_seconds, started.decode(), DRAIN_TIMEOUT)
             taken += 1
             try:
                 run_execute(run_id.decode())
@@ -125,15 +180,17 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
                 logger.exception("Run %s, taken from its list, raised", run_id)
     finally:
         if not left:
-            _hand_over(keys, leave, queue, timeout_seconds, token)
+            _hand_over(keys, queue, timeout_seconds, token)
     return taken
 
 
-def _hand_over(keys, leave, queue: str, timeout_seconds: int, token: str) -> None:
+def _hand_over(keys: list[str], queue: str, timeout_seconds: int, token: str) -> None:
     """Leave if the list is empty, else give this drainer's place to a new message (sent now, so it waits
-    behind the other queues' messages); a drainer that could do neither leaves its place to go stale."""
+    behind the other queues' messages) and count it idle meanwhile; a drainer that could do neither
+    leaves its place to go stale."""
     try:
-        if not leave(keys=keys, args=[token]):
-            _start(queue, timeout_seconds, token)
+        if not _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
+            _client(DRAIN_TIMEOUT).srem(keys[2], token)
+            _start(keys, queue, timeout_seconds, token, DRAIN_TIMEOUT)
     except Exception:  # Redis down: the runs on the list are the sweeper's now
         logger.warning("Drainer of %s could not hand over its place", keys[0], exc_info=True)

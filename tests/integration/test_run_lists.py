@@ -1,6 +1,7 @@
 """Run lists: runs started alone wait on a Redis list and share a few drainer messages (workflows/run_lists.py)."""
 import base64
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -60,7 +61,7 @@ def test_webhook_runs_share_a_few_drainer_messages(live_server, processes, make_
     # Each run executed once: two steps logged, one attempt each.
     assert StepRun.objects.filter(run_id__in=run_ids).count() == 120
     log = next(path for process, path in processes.running if process is worker).read_text()
-    drainers = log.count("workflows.tasks.runs_drain[")
+    drainers = len(re.findall(r"workflows\.tasks\.runs_drain\[[^\]]+\] received", log))
     assert "workflows.tasks.run_execute[" not in log
     assert 1 <= drainers < 60, f"{drainers} drainer messages for 60 runs"
     keys = run_lists._keys("interactive", TIMEOUT)
@@ -88,9 +89,9 @@ def test_a_run_lost_with_its_list_is_resent_by_the_sweeper(live_server, processe
     assert "Sweeper resent 0 expired and 1 stale runs" in log
 
 
-def test_a_drainer_starts_only_when_more_runs_wait_than_drainers_take(make_workflow, settings):
-    """The first run starts a drainer; the next ones start another only while more wait than drainers, up to
-    ENGINE_ROOM_DRAINERS; a place left stale by a dead drainer no longer counts."""
+def test_a_drainer_starts_only_when_more_runs_wait_than_idle_drainers(make_workflow, settings):
+    """The first run starts a drainer; the next ones start another only while more wait than idle drainers, up
+    to ENGINE_ROOM_DRAINERS; a place left stale by a dead drainer no longer counts."""
     settings.ENGINE_ROOM_DRAINERS = 2
     workflow = make_workflow("counted", steps=STEPS, parameters=[N])
     keys = run_lists._keys("interactive", TIMEOUT)
@@ -98,7 +99,7 @@ def test_a_drainer_starts_only_when_more_runs_wait_than_drainers_take(make_workf
 
     _enqueue(workflow, 1)
     assert _messages(settings, queue) == ["workflows.tasks.runs_drain"]
-    _enqueue(workflow, 2)  # two wait, one drainer: a second one
+    _enqueue(workflow, 2)  # two wait, one idle drainer: a second one
     _enqueue(workflow, 3)  # three wait, two drainers: the most allowed
     _enqueue(workflow, 4)
     assert _messages(settings, queue) == ["workflows.tasks.runs_drain"] * 2
@@ -109,6 +110,59 @@ def test_a_drainer_starts_only_when_more_runs_wait_than_drainers_take(make_workf
     _enqueue(workflow, 5)
     assert _messages(settings, queue) == ["workflows.tasks.runs_drain"] * 3
     assert _broker(settings).zcard(keys[1]) == 1
+
+
+def test_a_run_does_not_wait_behind_a_busy_drainer(make_workflow, settings):
+    """While the only drainer executes a (long) run, a new run starts a second drainer at once rather than
+    wait for that run to end; an idle drainer takes the next run itself."""
+    workflow = make_workflow("busy", steps=STEPS, parameters=[N])
+    keys = run_lists._keys("interactive", TIMEOUT)
+    queue = settings.QUEUE_INTERACTIVE
+    _enqueue(workflow, 1)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+    _broker(settings).delete(queue)
+
+    # The drainer takes the run (and is busy with it): the list is empty, nothing more is started.
+    take = run_lists._script(run_lists._TAKE, run_lists.DRAIN_TIMEOUT)
+    taken, started = take(keys=keys, args=[*run_lists._limits(), token, ""])
+    assert taken is not None and started is None
+    _enqueue(workflow, 2)
+    assert _messages(settings, queue) == ["workflows.tasks.runs_drain"]
+
+    # Back from its run, it finds the list empty (idle again): the next run is its to take, no message.
+    _broker(settings).delete(queue)
+    assert run_lists.drain("interactive", TIMEOUT, token) == 1  # takes run 2, then leaves
+    _enqueue(workflow, 3)
+    places = [member.decode() for member in _broker(settings).zrange(keys[1], 0, -1)]
+    assert token not in places and len(places) == 1  # the second drainer's place, which run 3 found idle
+    assert _messages(settings, queue) == []
+
+
+def test_a_run_that_raises_does_not_stop_the_drainer(make_workflow, settings):
+    """An id the engine cannot execute (here not a run's id at all) is logged; the runs after it still run."""
+    workflow = make_workflow("brave", steps=STEPS, parameters=[N])
+    first = _enqueue(workflow, 1)
+    keys = run_lists._keys("interactive", TIMEOUT)
+    _broker(settings).rpush(keys[0], "not-a-run")
+    last = _enqueue(workflow, 2)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+
+    assert run_lists.drain("interactive", TIMEOUT, token) == 3
+    assert {WorkflowRun.objects.get(id=run.id).status for run in (first, last)} == {RunStatus.SUCCEEDED}
+
+
+def test_a_run_goes_as_a_message_when_redis_does_not_answer_the_push(make_workflow, settings):
+    """The list's Redis refuses the push: the run is sent in a message of its own, so nothing waits on it."""
+    workflow = make_workflow("refused", steps=STEPS, parameters=[N])
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there; the broker is untouched
+    run_lists._client.cache_clear()
+    run_lists._script.cache_clear()
+    try:
+        _enqueue(workflow, 1)
+    finally:
+        run_lists._client.cache_clear()
+        run_lists._script.cache_clear()
+    assert _messages(settings, settings.QUEUE_INTERACTIVE) == ["workflows.tasks.run_execute"]
 
 
 def test_a_drainer_runs_what_waits_then_leaves(make_workflow, settings):
