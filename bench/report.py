@@ -363,12 +363,21 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Two more full runs of the same tree on session 7's machine
+### Two more full runs of the same tree on session 8's machine
 
 Issue 8 judges the medians of the runs recorded here: these two and the run above (the third), made one
 after the other with nothing else running. Side by side (the last column: met when most runs met it):
 
-{_across(results, ["session7-final-run-1.json", "session7-final-run-2.json"])}
+{_across(results, ["session8-final-run-1.json", "session8-final-run-2.json"])}
+
+{_saved_run("session8-final-run-1.json")}
+
+{_saved_run("session8-final-run-2.json")}
+
+### Session 7's machine: two of its three final runs (O1–O28, before run lists and `--reuse-port`)
+
+Medians of its three: intake 71% / 56%, sustained 33% (kept-up rate), drain 57%, list items 53%,
+isolation 1.8×, memory 356 MB.
 
 {_saved_run("session7-final-run-1.json")}
 
