@@ -115,6 +115,7 @@ def _keys(queue: str, timeout_seconds: int) -> list[str]:
 
 
 def _limits() -> list:
+    """The scripts' first arguments: the most drainers, when a place goes stale, a token for a new place."""
     return [settings.ENGINE_ROOM_DRAINERS, settings.ENGINE_ROOM_DRAINER_STALE_SECONDS, uuid.uuid4().hex]
 
 
