@@ -8,10 +8,10 @@ once; between messages, and without Redis, it reads the run row with a backoff (
 import logging
 import time
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
 
+from config.cache import redis_client
 from logs.models import FINISHED_STATUSES, WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -85,12 +85,9 @@ def run_wait(run_id, *, timeout: float) -> RunState:
                 pass
 
 
-@cache
 def _redis():
-    """One client (and connection pool) per process; each waiting caller borrows one connection."""
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=1)
+    """The process's client; each waiting caller borrows one connection from its pool."""
+    return redis_client(1.0)
 
 
 def _subscribe(run_id):

@@ -1,5 +1,8 @@
 """Django's Redis cache backend, keeping one redis-py client per connection pool, and the counters the
 rate limits use: one round trip per call on Redis."""
+import functools
+
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
@@ -70,3 +73,12 @@ def get_many_and_count(keys: list[str], counter: str | None, timeout: int) -> tu
 def window_count(counter: str, timeout: int) -> int:
     """One more on a fixed-window counter that expires `timeout` s after its first count."""
     return get_many_and_count([], counter, timeout)[1]
+
+
+@functools.cache
+def redis_client(timeout: float):
+    """One redis-py client (and pool) per process and socket timeout on REDIS_URL, for what the cache API
+    cannot say: pub/sub wake-ups, run lists and their scripts."""
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=timeout)

@@ -217,7 +217,7 @@ ENGINE_ROOM_RUN_LISTS = env.bool("ENGINE_ROOM_RUN_LISTS", default=True)
 ENGINE_ROOM_DRAINERS = env.int("ENGINE_ROOM_DRAINERS", default=3)
 if ENGINE_ROOM_DRAINERS < 1:
     raise ImproperlyConfigured("ENGINE_ROOM_DRAINERS must be 1 or more: with none, listed runs would wait for the sweeper.")
-# How long an idle drainer waits for the next run before it leaves (its child is lent to nothing meanwhile).
+# How long an idle drainer waits for the next run before it leaves (meanwhile its child takes no other message).
 ENGINE_ROOM_DRAINER_LINGER_SECONDS = env.float("ENGINE_ROOM_DRAINER_LINGER_SECONDS", default=0.1)
 # A drainer's place not renewed for this long no longer counts (its drainer died, or sits on one long run).
 ENGINE_ROOM_DRAINER_STALE_SECONDS = env.int("ENGINE_ROOM_DRAINER_STALE_SECONDS", default=30)

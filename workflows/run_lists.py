@@ -19,6 +19,8 @@ from functools import cache
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from config.cache import redis_client
+
 logger = logging.getLogger(__name__)
 
 # Place ages are read off Redis's clock, so that web and worker machines need not agree on the time.
@@ -89,17 +91,9 @@ redis.call('SREM', KEYS[3], ARGV[1])
 
 
 @cache
-def _client(timeout: float):
-    """One client (and connection pool) per process and socket timeout."""
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=timeout)
-
-
-@cache
 def _script(source: str, timeout: float):
     """A script registered on the client of that timeout (EVALSHA, loaded on first use)."""
-    return _client(timeout).register_script(source)
+    return redis_client(timeout).register_script(source)
 
 
 # A web thread waits at most this long on a Redis that hangs before the run goes as a message instead.
@@ -162,7 +156,7 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
         while time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS:
             run_id, started = take(keys=keys, args=[*_limits(), token, ""])
             if run_id is None:
-                popped = _client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
+                popped = redis_client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
                 if popped is None:
                     if _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
                         left = True
@@ -191,7 +185,7 @@ def _hand_over(keys: list[str], queue: str, timeout_seconds: int, token: str) ->
     leaves its place to go stale."""
     try:
         if not _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
-            _client(DRAIN_TIMEOUT).srem(keys[2], token)
+            redis_client(DRAIN_TIMEOUT).srem(keys[2], token)
             _start(keys, queue, timeout_seconds, token, DRAIN_TIMEOUT)
     except Exception:  # Redis down: the runs on the list are the sweeper's now
         logger.warning("Drainer of %s could not hand over its place", keys[0], exc_info=True)

@@ -9,6 +9,7 @@ import redis
 import requests
 from django.db import transaction
 
+from config.cache import redis_client
 from logs.models import RunStatus, StepRun, WorkflowRun
 from tests.api_endpoints import conftest as api_fixtures
 from tests.integration.conftest import wait_until
@@ -155,12 +156,12 @@ def test_a_run_goes_as_a_message_when_redis_does_not_answer_the_push(make_workfl
     """The list's Redis refuses the push: the run is sent in a message of its own, so nothing waits on it."""
     workflow = make_workflow("refused", steps=STEPS, parameters=[N])
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there; the broker is untouched
-    run_lists._client.cache_clear()
+    redis_client.cache_clear()
     run_lists._script.cache_clear()
     try:
         _enqueue(workflow, 1)
     finally:
-        run_lists._client.cache_clear()
+        redis_client.cache_clear()
         run_lists._script.cache_clear()
     assert _messages(settings, settings.QUEUE_INTERACTIVE) == ["workflows.tasks.run_execute"]
 
