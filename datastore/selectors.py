@@ -1,8 +1,10 @@
 """Reads of data types and records: get by name or id, search with filters, and the dict form of a record."""
 import uuid
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from config.errors import ApplicationError, NotFoundError, RecordError
@@ -37,8 +39,10 @@ def record_find(
     source: str = "json",
 ) -> QuerySet[Record]:
     """The records of `data_type` matching a filter, newest first unless `order_by` says otherwise."""
-    queryset = Record.objects.select_related("data_type").filter(data_type=data_type)
-    queryset = queryset.filter(filter_q(data_type, filter, source=source))
+    # One filter() call: each one clones the query.
+    queryset = Record.objects.select_related("data_type").filter(
+        Q(data_type=data_type) & filter_q(data_type, filter, source=source)
+    )
     if order_by:
         queryset = queryset.order_by(order_by_expression(data_type, order_by), "-created", "pk")
     if limit is not None:
@@ -111,8 +115,7 @@ def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count
         statement = _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
     if statement is None:
         return list(queryset[:count])
-    sql, before, after = statement
-    rows = list(Record.objects.db_manager(queryset.db).raw(sql, [*before, *where_params, *after]))
+    rows = statement.records(queryset.db, where_params)
     # The type changed since this process read it: the rows share one fresh read of it, not one each.
     changed = any(not row.type_current for row in rows)
     fresh = DataType.objects.using(queryset.db).filter(pk=data_type.pk).first() if changed else None
@@ -124,17 +127,52 @@ def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count
     return rows
 
 
+class _Statement(NamedTuple):
+    """A search's SQL around its WHERE clause's parameters, and how its rows become Records."""
+
+    sql: str
+    before: tuple
+    after: tuple
+    compiler: object
+    converters: dict
+    attnames: list[str]
+
+    def records(self, alias: str, where_params: list) -> list[Record]:
+        """The rows as Records with `type_current` set, read straight from the cursor: a raw queryset's
+        per-call setup (its columns and model init order) cost a third of the search (bench O31)."""
+        db = connections[alias]
+        with db.cursor() as cursor:
+            cursor.execute(self.sql, [*self.before, *where_params, *self.after])
+            rows = cursor.fetchall()
+        if self.converters and rows:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        width = len(self.attnames)
+        records = []
+        for row in rows:
+            record = Record.from_db(alias, self.attnames, row[:width])
+            record.type_current = row[width]
+            records.append(record)
+        return records
+
+
 def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, where_count: int, count: int):
-    """The search's SQL and its parameters before and after the WHERE clause's; None if it cannot be told apart."""
+    """The search's _Statement; None if its WHERE clause's parameters cannot be told apart."""
     # The rows carry whether their type is still `data_type`'s version, in place of the joined type itself.
     current = Q(data_type__modified=data_type.modified)
     shaped = queryset.select_related(None).annotate(type_current=ExpressionWrapper(current, BooleanField()))
     shaped = shaped[:count]
-    sql, params = shaped.query.get_compiler(queryset.db).as_sql()
+    compiler = shaped.query.get_compiler(queryset.db)
+    sql, params = compiler.as_sql()
     if sql.count(where_sql) != 1 or sql.count("%s") != len(params):
         return None
+    # Record's columns, in order, then the annotation: the layout records() reads.
+    fields = compiler.klass_info["select_fields"]
+    if fields != list(range(len(fields))) or compiler.annotation_col_map != {"type_current": len(fields)}:
+        return None
     start = sql[: sql.index(where_sql)].count("%s")
-    return sql, tuple(params[:start]), tuple(params[start + where_count:])
+    converters = compiler.get_converters([column for column, _, _ in compiler.select])
+    attnames = [column.target.attname for column, _, _ in compiler.select[: len(fields)]]
+    return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), compiler, converters, attnames)
 
 
 def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:
