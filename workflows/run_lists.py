@@ -56,10 +56,18 @@ return started
 
 # A drainer takes the next id (or false) and renews its place, marked busy when it took one and idle
 # when not; taking one may leave more waiting than idle drainers, which starts another (the second
-# value). ARGV: most drainers, stale seconds, a new token, this drainer's token, an id it already
-# took (from BLPOP) or ''.
+# value). A drainer whose place went stale and was filled meanwhile (its message waited behind others,
+# say while no worker ran, and the pushes started new drainers) would go over the cap: it takes nothing,
+# puts back an id it already took, and leaves (the third value). ARGV: most drainers, stale seconds,
+# a new token, this drainer's token, an id it already took (from BLPOP) or ''.
 _TAKE = _NOW + """
 local id = ARGV[5]
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
+if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then
+  if id ~= '' then redis.call('LPUSH', KEYS[1], id) end
+  redis.call('SREM', KEYS[3], ARGV[4])
+  return {false, false, 1}
+end
 if id == '' then id = redis.call('LPOP', KEYS[1]) end
 redis.call('ZADD', KEYS[2], now, ARGV[4])
 if not id then
@@ -154,8 +162,8 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
     left = False
     try:
         while time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS:
-            run_id, started = take(keys=keys, args=[*_limits(), token, ""])
-            if run_id is None:
+            run_id, started, *over = take(keys=keys, args=[*_limits(), token, ""])
+            if run_id is None and not over:
                 popped = redis_client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
                 if popped is None:
                     if _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
@@ -163,7 +171,10 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
                         return taken
                     continue
                 # Marked busy now, and another drainer started if a run arrived meanwhile.
-                run_id, started = take(keys=keys, args=[*_limits(), token, popped[1]])
+                run_id, started, *over = take(keys=keys, args=[*_limits(), token, popped[1]])
+            if over:  # no place of its own and none free: the drainers holding them take the rest
+                left = True
+                return taken
             if started:
                 _start(keys, queue, timeout_seconds, started.decode(), DRAIN_TIMEOUT)
             taken += 1

@@ -139,6 +139,27 @@ def test_a_run_does_not_wait_behind_a_busy_drainer(make_workflow, settings):
     assert _messages(settings, queue) == []
 
 
+def test_a_drainer_back_from_a_stale_place_leaves_when_the_places_are_full(make_workflow, settings):
+    """Messages that waited behind others (no worker running, say) lost their places to newer drainers:
+    when they do run, they take nothing and leave, rather than go over ENGINE_ROOM_DRAINERS for as long
+    as the list is long; with a place free, such a drainer takes it back and works."""
+    settings.ENGINE_ROOM_DRAINERS = 2
+    workflow = make_workflow("stale", steps=STEPS, parameters=[N])
+    keys = run_lists._keys("interactive", TIMEOUT)
+    runs = [_enqueue(workflow, n) for n in range(3)]
+    assert _broker(settings).zcard(keys[1]) == 2  # both places held
+    _broker(settings).delete(settings.QUEUE_INTERACTIVE)
+
+    assert run_lists.drain("interactive", TIMEOUT, "a-stale-token") == 0
+    assert _broker(settings).llen(keys[0]) == 3  # nothing taken, nothing lost
+    assert _broker(settings).zcard(keys[1]) == 2 and _broker(settings).zscore(keys[1], "a-stale-token") is None
+    assert _messages(settings, settings.QUEUE_INTERACTIVE) == []  # and no place handed on
+
+    _broker(settings).zpopmin(keys[1])  # one place freed: the same drainer now takes it and drains
+    assert run_lists.drain("interactive", TIMEOUT, "a-stale-token") == 3
+    assert {WorkflowRun.objects.get(id=run.id).status for run in runs} == {RunStatus.SUCCEEDED}
+
+
 def test_a_run_that_raises_does_not_stop_the_drainer(make_workflow, settings):
     """An id the engine cannot execute (here not a run's id at all) is logged; the runs after it still run."""
     workflow = make_workflow("brave", steps=STEPS, parameters=[N])
