@@ -15,7 +15,7 @@ class ReusedClientCacheClient(RedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._clients = {}
-        self._scripts = {}
+        self._count_script = None  # on the write client, which get_client(write=True) always returns
 
     def get_client(self, key=None, *, write=False):
         index = self._get_connection_pool_index(write)
@@ -25,11 +25,9 @@ class ReusedClientCacheClient(RedisCacheClient):
         return client
 
     def get_many_and_count(self, keys: list[str], counter: str | None, timeout: int) -> tuple[dict, int | None]:
-        client = self.get_client(write=True)
-        script = self._scripts.get(id(client))
-        if script is None:
-            script = self._scripts[id(client)] = client.register_script(_GET_MANY_AND_COUNT)
-        found, count = script(keys=[*keys, counter] if counter is not None else keys,
+        if self._count_script is None:
+            self._count_script = self.get_client(write=True).register_script(_GET_MANY_AND_COUNT)
+        found, count = self._count_script(keys=[*keys, counter] if counter is not None else keys,
                               args=[timeout if counter is not None else ""])
         values = {key: self._serializer.loads(value) for key, value in zip(keys, found, strict=True)
                   if value is not None}
@@ -69,7 +67,8 @@ class RedisCache(DjangoRedisCache):
 
 def get_many_and_count(keys: list[str], counter: str | None, timeout: int) -> tuple[dict, int | None]:
     """cache.get_many(keys), and one more on the fixed-window counter `counter` (None: no counter), which
-    expires `timeout` s after its first count: one round trip on Redis. Raises what the cache raises."""
+    expires `timeout` s after its first count: one command on Redis, for a few keys (Lua's unpack takes some
+    thousands at most). Raises what the cache raises."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
         return cache.get_many_and_count(keys, counter, timeout)

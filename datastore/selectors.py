@@ -94,7 +94,7 @@ def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Rec
 
 # Statements of searches by what shapes them besides their WHERE clause, and that clause's SQL: a search
 # repeats its shape with new values, and compiling a whole query costs more than running it (bench O24).
-_statements: dict[tuple, tuple[str, tuple, tuple] | None] = {}
+_statements: dict[tuple, "_Statement | None"] = {}
 
 
 def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count: int) -> list[Record]:
@@ -133,8 +133,9 @@ class _Statement(NamedTuple):
     sql: str
     before: tuple
     after: tuple
-    compiler: object
-    converters: dict
+    # (position, the ORM's converters, the column's expression) per converted column; applied with the
+    # calling thread's connection, since a statement is shared by every thread of the process.
+    converters: tuple[tuple[int, list, object], ...]
     attnames: list[str]
 
     def records(self, alias: str, where_params: list) -> list[Record]:
@@ -144,11 +145,14 @@ class _Statement(NamedTuple):
         with db.cursor() as cursor:
             cursor.execute(self.sql, [*self.before, *where_params, *self.after])
             rows = cursor.fetchall()
-        if self.converters and rows:
-            rows = self.compiler.apply_converters(rows, self.converters)
         width = len(self.attnames)
         records = []
         for row in rows:
+            if self.converters:
+                row = list(row)
+                for position, functions, expression in self.converters:
+                    for convert in functions:
+                        row[position] = convert(row[position], expression, db)
             record = Record.from_db(alias, self.attnames, row[:width])
             record.type_current = row[width]
             records.append(record)
@@ -170,14 +174,15 @@ def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, 
     if fields != list(range(len(fields))) or compiler.annotation_col_map != {"type_current": len(fields)}:
         return None
     start = sql[: sql.index(where_sql)].count("%s")
-    converters = compiler.get_converters([column for column, _, _ in compiler.select])
+    converters = tuple((position, functions, expression) for position, (functions, expression)
+                       in compiler.get_converters([column for column, _, _ in compiler.select]).items())
     attnames = [column.target.attname for column, _, _ in compiler.select[: len(fields)]]
-    return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), compiler, converters, attnames)
+    return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), converters, attnames)
 
 
 def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:
     """How many records of `data_type` match a filter."""
-    return Record.objects.filter(data_type=data_type).filter(filter_q(data_type, filter, source=source)).count()
+    return Record.objects.filter(Q(data_type=data_type) & filter_q(data_type, filter, source=source)).count()
 
 
 def record_to_dict(record: Record) -> dict:

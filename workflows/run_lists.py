@@ -57,13 +57,16 @@ return started
 # A drainer takes the next id (or false) and renews its place, marked busy when it took one and idle
 # when not; taking one may leave more waiting than idle drainers, which starts another (the second
 # value). A drainer whose place went stale and was filled meanwhile (its message waited behind others,
-# say while no worker ran, and the pushes started new drainers) would go over the cap: it takes nothing,
-# puts back an id it already took, and leaves (the third value). ARGV: most drainers, stale seconds,
-# a new token, this drainer's token, an id it already took (from BLPOP) or ''.
+# say while no worker ran, and the pushes started new drainers) would go over the cap: while a place
+# was renewed in the last ARGV[6] seconds (a drainer is at work), it takes nothing, puts back an id it
+# already took, and leaves (the third value); with every place that quiet (their drainers may be dead
+# and not yet stale), it works over the cap rather than leave the list waiting. ARGV: most drainers,
+# stale seconds, a new token, this drainer's token, an id it already took (from BLPOP) or '', recent seconds.
 _TAKE = _NOW + """
 local id = ARGV[5]
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
-if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then
+if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1])
+    and #redis.call('ZRANGEBYSCORE', KEYS[2], now - tonumber(ARGV[6]), '+inf', 'LIMIT', 0, 1) > 0 then
   if id ~= '' then redis.call('LPUSH', KEYS[1], id) end
   redis.call('SREM', KEYS[3], ARGV[4])
   return {false, false, 1}
@@ -157,12 +160,14 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
 
     keys = _keys(queue, timeout_seconds)
     take = _script(_TAKE, DRAIN_TIMEOUT)
+    # A drainer at work renews its place at every take; one handing its place on, within about this.
+    recent = settings.ENGINE_ROOM_MESSAGE_SECONDS + settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS + 1
     began = time.monotonic()
     taken = 0
     left = False
     try:
         while time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS:
-            run_id, started, *over = take(keys=keys, args=[*_limits(), token, ""])
+            run_id, started, *over = take(keys=keys, args=[*_limits(), token, "", recent])
             if run_id is None and not over:
                 popped = redis_client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
                 if popped is None:
@@ -171,7 +176,7 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
                         return taken
                     continue
                 # Marked busy now, and another drainer started if a run arrived meanwhile.
-                run_id, started, *over = take(keys=keys, args=[*_limits(), token, popped[1]])
+                run_id, started, *over = take(keys=keys, args=[*_limits(), token, popped[1], recent])
             if over:  # no place of its own and none free: the drainers holding them take the rest
                 left = True
                 return taken

@@ -141,13 +141,16 @@ def test_a_run_does_not_wait_behind_a_busy_drainer(make_workflow, settings):
 
 def test_a_drainer_back_from_a_stale_place_leaves_when_the_places_are_full(make_workflow, settings):
     """Messages that waited behind others (no worker running, say) lost their places to newer drainers:
-    when they do run, they take nothing and leave, rather than go over ENGINE_ROOM_DRAINERS for as long
-    as the list is long; with a place free, such a drainer takes it back and works."""
+    when they do run while those are at work, they take nothing and leave, rather than go over
+    ENGINE_ROOM_DRAINERS for as long as the list is long; with a place free, such a drainer takes it back."""
     settings.ENGINE_ROOM_DRAINERS = 2
     workflow = make_workflow("stale", steps=STEPS, parameters=[N])
     keys = run_lists._keys("interactive", TIMEOUT)
     runs = [_enqueue(workflow, n) for n in range(3)]
-    assert _broker(settings).zcard(keys[1]) == 2  # both places held
+    assert _broker(settings).zcard(keys[1]) == 2  # both places held, and their drainers at work:
+    seconds, micros = _broker(settings).time()
+    _broker(settings).zadd(keys[1], {member: seconds + micros / 1_000_000
+                                     for member in _broker(settings).zrange(keys[1], 0, -1)})
     _broker(settings).delete(settings.QUEUE_INTERACTIVE)
 
     assert run_lists.drain("interactive", TIMEOUT, "a-stale-token") == 0
@@ -155,7 +158,27 @@ def test_a_drainer_back_from_a_stale_place_leaves_when_the_places_are_full(make_
     assert _broker(settings).zcard(keys[1]) == 2 and _broker(settings).zscore(keys[1], "a-stale-token") is None
     assert _messages(settings, settings.QUEUE_INTERACTIVE) == []  # and no place handed on
 
+    # An id it had already taken (BLPOP) goes back to the head of the list.
+    take = run_lists._script(run_lists._TAKE, run_lists.DRAIN_TIMEOUT)
+    assert take(keys=keys, args=[*run_lists._limits(), "a-stale-token", "popped", 20]) == [None, None, 1]
+    assert _broker(settings).lpop(keys[0]) == b"popped"
+
     _broker(settings).zpopmin(keys[1])  # one place freed: the same drainer now takes it and drains
+    assert run_lists.drain("interactive", TIMEOUT, "a-stale-token") == 3
+    assert {WorkflowRun.objects.get(id=run.id).status for run in runs} == {RunStatus.SUCCEEDED}
+
+
+def test_a_drainer_back_from_a_stale_place_works_when_no_place_is_renewed(make_workflow, settings):
+    """Places at the cap but none renewed for seconds (their drainers may have died, not yet stale): a drainer
+    back from a stale place works over the cap rather than leave the runs waiting."""
+    settings.ENGINE_ROOM_DRAINERS = 2
+    workflow = make_workflow("quiet", steps=STEPS, parameters=[N])
+    keys = run_lists._keys("interactive", TIMEOUT)
+    runs = [_enqueue(workflow, n) for n in range(3)]
+    seconds, micros = _broker(settings).time()
+    quiet = seconds + micros / 1_000_000 - 10  # older than "recent", younger than stale (30 s)
+    _broker(settings).zadd(keys[1], {member: quiet for member in _broker(settings).zrange(keys[1], 0, -1)})
+
     assert run_lists.drain("interactive", TIMEOUT, "a-stale-token") == 3
     assert {WorkflowRun.objects.get(id=run.id).status for run in runs} == {RunStatus.SUCCEEDED}
 
