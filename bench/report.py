@@ -363,12 +363,31 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Two more full runs of the same tree on session 8's machine
+### Two more full runs of the same tree on session 9's machine
 
 Issue 8 judges the medians of the runs recorded here: these two and the run above (the third), made one
 after the other with nothing else running. Side by side (the last column: met when most runs met it):
 
-{_across(results, ["session8-final-run-1.json", "session8-final-run-2.json"])}
+{_across(results, ["session9-final-run-1.json", "session9-final-run-2.json"])}
+
+{_saved_run("session9-final-run-1.json")}
+
+{_saved_run("session9-final-run-2.json")}
+
+### Session 9's first set: three full runs of tree 3963930, on the same machine an hour earlier
+
+The same optimisations (O31 and O32 included) before the drainer-cap fix and the review's changes
+(neither touches what these figures time: a Lua branch taken only by a drainer without a place, and
+where a search's converters come from). Set beside the three runs above, they show this machine's own
+swing between sets of runs: drain 65–70% here against 48–58% there.
+
+{_across(_load_saved("session9-first-set-run-3.json")[0], ["session9-first-set-run-1.json", "session9-first-set-run-2.json"])}
+
+### Session 8's machine: two of its three final runs (O1–O30, before O31–O32)
+
+Medians of its three: intake 54% / 56%, sustained 42% (kept-up rate), drain 57%, list items 52%,
+isolation 1.7×, engine overhead 1.02 ms per step, memory 356 MB. Its baselines' intake was 1,190–1,240
+req/s at 16 connections, about a third more than this session's machine's.
 
 {_saved_run("session8-final-run-1.json")}
 
