@@ -28,7 +28,7 @@ class ReusedClientCacheClient(RedisCacheClient):
         if self._count_script is None:
             self._count_script = self.get_client(write=True).register_script(_GET_MANY_AND_COUNT)
         found, count = self._count_script(keys=[*keys, counter] if counter is not None else keys,
-                              args=[timeout if counter is not None else ""])
+                                          args=[timeout if counter is not None else ""])
         values = {key: self._serializer.loads(value) for key, value in zip(keys, found, strict=True)
                   if value is not None}
         return values, count
