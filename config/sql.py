@@ -143,6 +143,16 @@ def insert_row(model, obj) -> None:
             mark_written([obj], db)
 
 
+def converted(row, converters, db) -> list:
+    """A fetched row's values as the ORM would convert them; `converters` holds (position, expression,
+    functions) for each column that has any, applied with `db`, the calling thread's connection."""
+    values = list(row)
+    for position, expression, functions in converters:
+        for convert in functions:
+            values[position] = convert(values[position], expression, db)
+    return values
+
+
 class Compiled(NamedTuple):
     """A queryset's SQL compiled once, to be run again with other values (compiled_once)."""
 

@@ -8,6 +8,7 @@ from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from config.errors import ApplicationError, NotFoundError, RecordError
+from config.sql import converted
 
 from .filters import filter_q, order_by_expression
 from .models import DataType, Record
@@ -133,9 +134,8 @@ class _Statement(NamedTuple):
     sql: str
     before: tuple
     after: tuple
-    # (position, the ORM's converters, the column's expression) per converted column; applied with the
-    # calling thread's connection, since a statement is shared by every thread of the process.
-    converters: tuple[tuple[int, list, object], ...]
+    # For config.sql.converted, with the calling thread's connection: a statement is shared by every thread.
+    converters: tuple[tuple[int, object, list], ...]
     attnames: list[str]
 
     def records(self, alias: str, where_params: list) -> list[Record]:
@@ -149,10 +149,7 @@ class _Statement(NamedTuple):
         records = []
         for row in rows:
             if self.converters:
-                row = list(row)
-                for position, functions, expression in self.converters:
-                    for convert in functions:
-                        row[position] = convert(row[position], expression, db)
+                row = converted(row, self.converters, db)
             record = Record.from_db(alias, self.attnames, row[:width])
             record.type_current = row[width]
             records.append(record)
@@ -174,7 +171,7 @@ def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, 
     if fields != list(range(len(fields))) or compiler.annotation_col_map != {"type_current": len(fields)}:
         return None
     start = sql[: sql.index(where_sql)].count("%s")
-    converters = tuple((position, functions, expression) for position, (functions, expression)
+    converters = tuple((position, expression, functions) for position, (functions, expression)
                        in compiler.get_converters([column for column, _, _ in compiler.select]).items())
     attnames = [column.target.attname for column, _, _ in compiler.select[: len(fields)]]
     return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), converters, attnames)

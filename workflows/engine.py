@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from config.database import connection_lost
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import columns_sql, insert_rows, mark_written, recordset_sql, rows_json
+from config.sql import columns_sql, converted, insert_rows, mark_written, recordset_sql, rows_json
 from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -176,11 +176,7 @@ def _claim_fast(run_id, now) -> WorkflowRun | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for position, column, functions in converters:
-        for convert in functions:
-            values[position] = convert(values[position], column, db)
-    return WorkflowRun.from_db(db.alias, names, values)
+    return WorkflowRun.from_db(db.alias, names, converted(row, converters, db))
 
 
 def _claim(run_id) -> WorkflowRun | None:

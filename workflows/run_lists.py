@@ -31,13 +31,17 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 
 # A drainer's place (KEYS[2], scored by when it last renewed it) counts until it is
 # ENGINE_ROOM_DRAINER_STALE_SECONDS old (its drainer died, or sits on one run that long); a drainer
-# executing a run is also in KEYS[3]. More runs waiting than idle drainers start another drainer, up to
-# the most allowed: so a run never waits behind a busy drainer while a place is free.
-_TOP_UP = """
+# executing a run is also in KEYS[3]. Both scripts that may start a drainer drop stale places first.
+_PRUNE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if not redis.call('ZSCORE', KEYS[2], member) then redis.call('SREM', KEYS[3], member) end
 end
+"""
+
+# More runs waiting than idle drainers start another drainer, up to the most allowed: so a run never
+# waits behind a busy drainer while a place is free.
+_TOP_UP = """
 local drainers = redis.call('ZCARD', KEYS[2])
 local started = false
 if drainers < tonumber(ARGV[1]) and redis.call('LLEN', KEYS[1]) > drainers - redis.call('SCARD', KEYS[3]) then
@@ -50,7 +54,7 @@ end
 # ARGV: most drainers, stale seconds, a new token, the run's id.
 _PUSH = _NOW + """
 redis.call('RPUSH', KEYS[1], ARGV[4])
-""" + _TOP_UP + """
+""" + _PRUNE + _TOP_UP + """
 return started
 """
 
@@ -62,9 +66,8 @@ return started
 # already took, and leaves (the third value); with every place that quiet (their drainers may be dead
 # and not yet stale), it works over the cap rather than leave the list waiting. ARGV: most drainers,
 # stale seconds, a new token, this drainer's token, an id it already took (from BLPOP) or '', recent seconds.
-_TAKE = _NOW + """
+_TAKE = _NOW + _PRUNE + """
 local id = ARGV[5]
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
 if not redis.call('ZSCORE', KEYS[2], ARGV[4]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1])
     and #redis.call('ZRANGEBYSCORE', KEYS[2], now - tonumber(ARGV[6]), '+inf', 'LIMIT', 0, 1) > 0 then
   if id ~= '' then redis.call('LPUSH', KEYS[1], id) end
