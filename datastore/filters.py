@@ -45,6 +45,30 @@ def filter_q(data_type: DataType, filter: Mapping | None, *, source: str = "json
     return q
 
 
+def exact_fields(data_type: DataType, filter: Mapping | None, *, source: str = "json") -> tuple[tuple, list] | None:
+    """(field names, coerced values) when every key of a filter is a field of `data_type` equal to a value
+    (`{"email": …}`, `{"plan__exact": …}`), whose condition filter_q builds as `data__<name>__exact`; else None,
+    for filter_q to build (and to name any bad key)."""
+    if not filter or not isinstance(filter, Mapping):
+        return None
+    fields = data_type.field_map()
+    names, values = [], []
+    for key in filter:
+        name, _, lookup = key.rpartition("__") if "__" in key else (key, "", "exact")
+        spec = fields.get(name)
+        if lookup != "exact" or name in COLUMNS or spec is None or "exact" not in _allowed_lookups(name, spec):
+            return None
+        try:
+            value = coerce_value({**spec, "list": False}, filter[key], source=source)
+        except CoercionError:
+            return None
+        if value is None:  # "no value": filter_q's isnull condition
+            return None
+        names.append(name)
+        values.append(value)
+    return tuple(names), values
+
+
 def order_by_expression(data_type: DataType, order_by: str):
     """The ordering for a field name ("-" first for descending); records without a value come last."""
     name = order_by.removeprefix("-")

@@ -4,13 +4,13 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet, FullResultSet
-from django.db import connections
+from django.db import connections, router
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from config.errors import ApplicationError, NotFoundError, RecordError
 from config.sql import converted
 
-from .filters import filter_q, order_by_expression
+from .filters import exact_fields, filter_q, order_by_expression
 from .models import DataType, Record
 from .types import iso_datetime
 
@@ -85,12 +85,113 @@ def _same_version(data_type: DataType, copy: DataType) -> bool:
 
 
 def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Record], int]:
-    queryset = record_find(data_type=data_type, filter=filter, order_by=order_by)
+    queryset = None
+
+    def full() -> QuerySet[Record]:
+        nonlocal queryset
+        if queryset is None:
+            queryset = record_find(data_type=data_type, filter=filter, order_by=order_by)
+        return queryset
+
     # One row past the limit says whether there are more: only then is a COUNT query needed.
-    rows = _first_rows(queryset, data_type, order_by, limit + 1)
+    rows = _first_rows(full, _where(data_type, filter, full), data_type, order_by, limit + 1)
     if len(rows) <= limit:
         return rows, len(rows)
-    return rows[:limit], queryset.count()
+    return rows[:limit], full().count()
+
+
+class _Where(NamedTuple):
+    """A search's database, WHERE clause and its parameters."""
+
+    db: str
+    sql: str
+    params: list
+
+
+def _where(data_type: DataType, filter, full) -> "_Where | None":
+    """The search's WHERE clause: for fields equal to values, from a clause compiled once per type and
+    fields (_exact_clause); else compiled from the queryset. None when nothing can match."""
+    exact = exact_fields(data_type, filter)
+    if exact is not None:
+        db = router.db_for_read(Record)
+        names, values = exact
+        key = (db, data_type.pk, names)
+        # Read once: another thread (the web's) may clear the dict between a check and a use.
+        clause = _exact_clauses.get(key, False)
+        if clause is False:
+            if len(_exact_clauses) >= 512:
+                _exact_clauses.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
+            clause = _exact_clauses[key] = _exact_clause(db, data_type, names)
+        if clause is not None:
+            return _Where(db, clause.sql, clause.params(values))
+    queryset = full()
+    query = queryset.query
+    try:
+        return _Where(queryset.db, *query.get_compiler(queryset.db).compile(query.where))
+    except EmptyResultSet:
+        return None  # an empty `in` list: nothing can match, as the ORM itself would answer
+    except FullResultSet:
+        return _Where(queryset.db, "", [])
+
+
+class _ExactClause(NamedTuple):
+    """The WHERE clause of a type's records whose given fields equal given values, for any values."""
+
+    sql: str
+    # Each parameter: (None, a constant of the clause, None), or (a value's position, the type that wraps it
+    # and the wrapper's `dumps`), the type None when the value goes in as it is.
+    slots: tuple[tuple, ...]
+
+    def params(self, values: list) -> list:
+        """The clause's parameters with these values (in the order of its field names)."""
+        params = []
+        for position, item, dumps in self.slots:
+            if position is None:
+                params.append(item)
+            elif item is None:
+                params.append(values[position])
+            else:
+                params.append(item(values[position], dumps))
+        return params
+
+
+# WHERE clauses of searches whose every condition is a field equal to a value, by database, type and field
+# names: building and compiling the conditions through the ORM cost more than the search ran (bench O33).
+_exact_clauses: dict[tuple, "_ExactClause | None"] = {}
+
+
+def _exact_clause(db: str, data_type: DataType, names: tuple) -> "_ExactClause | None":
+    """The clause record_find would compile for these fields, built with stand-in values whose parameters
+    then say where each value goes; None on a database where a value's type could change the SQL (only
+    PostgreSQL's JSON comparison is known not to) or where a stand-in is not found as one parameter."""
+    if connections[db].vendor != "postgresql":
+        return None
+    stand_ins = [f"engine-room-stand-in-{uuid.uuid4().hex}" for _ in names]
+    conditions = Q()
+    for name, stand_in in zip(names, stand_ins, strict=True):
+        conditions &= Q(**{f"data__{name}__exact": stand_in})
+    query = Record.objects.using(db).filter(Q(data_type=data_type) & conditions).query
+    try:
+        sql, params = query.get_compiler(db).compile(query.where)
+    except (EmptyResultSet, FullResultSet):
+        return None
+    position_of = {stand_in: position for position, stand_in in enumerate(stand_ins)}
+    slots = []
+    for param in params:
+        wrapped = getattr(param, "obj", param)
+        if isinstance(wrapped, str) and wrapped in position_of:
+            position = position_of.pop(wrapped)
+            if param is wrapped:
+                slots.append((position, None, None))
+            elif hasattr(param, "dumps"):  # psycopg's Jsonb: the value wrapped as Django wraps it
+                slots.append((position, type(param), param.dumps))
+            else:
+                return None
+        elif any(stand_in in repr(param) for stand_in in stand_ins):
+            return None  # a stand-in inside another parameter: its value's place cannot be filled in
+        else:
+            slots.append((None, param, None))
+    return _ExactClause(sql, tuple(slots)) if not position_of else None
 
 
 # Statements of searches by what shapes them besides their WHERE clause, and that clause's SQL: a search
@@ -98,28 +199,26 @@ def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Rec
 _statements: dict[tuple, "_Statement | None"] = {}
 
 
-def _first_rows(queryset: QuerySet[Record], data_type: DataType, order_by, count: int) -> list[Record]:
-    """The queryset's first `count` rows with their data type, compiled in full once per shape."""
-    query = queryset.query
-    try:
-        where_sql, where_params = query.get_compiler(queryset.db).compile(query.where)
-    except EmptyResultSet:
-        return []  # an empty `in` list: nothing can match, as the ORM itself would answer
-    except FullResultSet:
-        return list(queryset[:count])
-    key = (queryset.db, data_type.pk, data_type.modified, order_by, count, where_sql)
+def _first_rows(full, where: _Where | None, data_type: DataType, order_by, count: int) -> list[Record]:
+    """The search's first `count` rows with their data type, compiled in full once per shape; `full`
+    gives its queryset, built only when the shape is new or cannot be compiled so."""
+    if where is None:
+        return []
+    if not where.sql:
+        return list(full()[:count])
+    key = (where.db, data_type.pk, data_type.modified, order_by, count, where.sql)
     # Read once: another thread (the web's) may clear the dict between a check and a use.
     statement = _statements.get(key, False)
     if statement is False:
         if len(_statements) >= 512:
             _statements.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
-        statement = _statements[key] = _statement(queryset, data_type, where_sql, len(where_params), count)
+        statement = _statements[key] = _statement(full(), data_type, where.sql, len(where.params), count)
     if statement is None:
-        return list(queryset[:count])
-    rows = statement.records(queryset.db, where_params)
+        return list(full()[:count])
+    rows = statement.records(where.db, where.params)
     # The type changed since this process read it: the rows share one fresh read of it, not one each.
     changed = any(not row.type_current for row in rows)
-    fresh = DataType.objects.using(queryset.db).filter(pk=data_type.pk).first() if changed else None
+    fresh = DataType.objects.using(where.db).filter(pk=data_type.pk).first() if changed else None
     for row in rows:
         if row.type_current:
             row.data_type = data_type

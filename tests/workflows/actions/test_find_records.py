@@ -111,3 +111,51 @@ def test_a_cached_search_keeps_its_own_limit_order_and_emptiness(invoices, make_
         output = _search(make_context, filter=acme, order_by=order_by, limit=limit)
         assert [r["amount"] for r in output["records"]] == amounts and output["count"] == 4
     assert _search(make_context, filter={"customer__in": []}) == {"records": [], "count": 0}
+
+
+@pytest.mark.django_db
+def test_searches_for_fields_equal_to_values_find_what_the_orm_finds(invoices, make_context, fresh_process,
+                                                                      monkeypatch):
+    """Fields equal to values take a WHERE clause compiled once per type and fields (PostgreSQL): each search
+    still finds exactly the records the ORM's own query finds, whatever its values hold, and a shape seen
+    before builds no queryset at all (bench O33); other lookups and other databases compile as before."""
+    from django.db import connection
+
+    from datastore import selectors
+
+    selectors._exact_clauses.clear()
+    for amount, customer, status in ((30, "l'été \"quoted\" ✓", "paid"), (10, "acme", "paid"), (10.5, "acme", "due"),
+                                     (20, "acme", None), (5, "100", "paid")):
+        record_create(data_type=invoices, fields={"amount": amount, "customer": customer, "status": status})
+    searches = [
+        {"customer": "l'été \"quoted\" ✓"}, {"customer": "acme"}, {"customer": "nobody"}, {"customer": "100"},
+        {"amount": 10}, {"amount": 10.5}, {"amount": 10.0}, {"customer__exact": "acme", "status": "paid"},
+        {"customer": "acme", "customer__exact": "acme"}, {"status": "paid", "customer": "acme"},
+    ]
+
+    def ids_found(filter):
+        return sorted(record["id"] for record in _search(make_context, filter=filter, limit=10)["records"])
+
+    def orm_ids(filter):
+        return sorted(str(record.pk) for record in selectors.record_find(data_type=invoices, filter=filter))
+
+    expected = [orm_ids(filter) for filter in searches]
+    assert [ids_found(filter) for filter in searches] == expected
+    assert [len(ids) for ids in expected] == [1, 3, 0, 1, 1, 1, 1, 1, 3, 1]
+    if connection.vendor == "postgresql":
+        shapes = {("customer",), ("amount",), ("customer", "status"), ("customer", "customer"), ("status", "customer")}
+        assert {names for _, _, names in selectors._exact_clauses} == shapes
+        assert all(selectors._exact_clauses.values())
+        # Every shape is known now: new values find their records without the ORM building a query.
+        monkeypatch.setattr(selectors, "record_find", lambda **kwargs: pytest.fail(f"a queryset was built: {kwargs}"))
+        assert ids_found({"customer": "l'été \"quoted\" ✓"}) == expected[0]
+        assert ids_found({"status": "due", "customer": "acme"}) == orm_ids_of(invoices, amount=10.5)
+    else:
+        assert not any(selectors._exact_clauses.values())
+
+
+def orm_ids_of(data_type, **data):
+    from datastore.models import Record
+
+    return sorted(str(pk) for pk in Record.objects.filter(
+        data_type=data_type, **{f"data__{key}": value for key, value in data.items()}).values_list("pk", flat=True))
