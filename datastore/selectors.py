@@ -111,9 +111,10 @@ class _Where(NamedTuple):
 def _where(data_type: DataType, filter, full) -> "_Where | None":
     """The search's WHERE clause: for fields equal to values, from a clause compiled once per type and
     fields (_exact_clause); else compiled from the queryset. None when nothing can match."""
-    exact = exact_fields(data_type, filter)
+    db = router.db_for_read(Record)
+    # Only PostgreSQL's JSON comparison is known to compile the same whatever the value's type.
+    exact = exact_fields(data_type, filter) if connections[db].vendor == "postgresql" else None
     if exact is not None:
-        db = router.db_for_read(Record)
         names, values = exact
         key = (db, data_type.pk, names)
         # Read once: another thread (the web's) may clear the dict between a check and a use.
@@ -162,10 +163,7 @@ _exact_clauses: dict[tuple, "_ExactClause | None"] = {}
 
 def _exact_clause(db: str, data_type: DataType, names: tuple) -> "_ExactClause | None":
     """The clause record_find would compile for these fields, built with stand-in values whose parameters
-    then say where each value goes; None on a database where a value's type could change the SQL (only
-    PostgreSQL's JSON comparison is known not to) or where a stand-in is not found as one parameter."""
-    if connections[db].vendor != "postgresql":
-        return None
+    then say where each value goes; None where a stand-in is not found as one parameter of its own."""
     stand_ins = [f"engine-room-stand-in-{uuid.uuid4().hex}" for _ in names]
     conditions = Q()
     for name, stand_in in zip(names, stand_ins, strict=True):
@@ -187,7 +185,7 @@ def _exact_clause(db: str, data_type: DataType, names: tuple) -> "_ExactClause |
                 slots.append((position, type(param), param.dumps))
             else:
                 return None
-        elif any(stand_in in repr(param) for stand_in in stand_ins):
+        elif any(stand_in in repr(wrapped) for stand_in in stand_ins):
             return None  # a stand-in inside another parameter: its value's place cannot be filled in
         else:
             slots.append((None, param, None))
