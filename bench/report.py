@@ -257,7 +257,8 @@ def _across(results, names: list[str]) -> str:
                 numbers.append((float(shown[:-1].replace(",", "")), shown[-1]))
         median = "—"
         if len(numbers) == len(runs):
-            middle = sorted(value for value, _ in numbers)[len(numbers) // 2]
+            ordered, half = sorted(value for value, _ in numbers), len(numbers) // 2
+            middle = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
             median = f"{middle:.0f}%" if numbers[0][1] == "%" else f"{middle:.1f}×"
         judged = "—" if all(v == "—" for v in verdicts) else (
             "met" if sum(v == "met" for v in verdicts) * 2 > len(verdicts) else "**missed**")
@@ -363,12 +364,72 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Two more full runs of the same tree on session 9's machine
+### Measured and not adopted (session 10)
+
+Each idea was measured first, and none made the change worth it. "In process" means a loop of the
+engine or of WSGI calls in one process against PostgreSQL. The CPU times are the process's and its
+PostgreSQL backend's (`/proc`). "Stack" means the Procfile's processes under paced `wrk`, with the CPU
+of each process tree per finished run.
+
+- **Where a sustained run's CPU goes** (stack, three-step webhook runs kept up). There is no single large
+  item left to cut.
+  - At 300–375 runs/s: web 1.7–2.1 ms, workers 2.0–2.5, PostgreSQL 1.0–1.1, Redis 0.2.
+  - At 180–225 runs/s, an hour earlier, when the host was slower: 2.8–3.4, 3.3–3.8, 1.4–1.6 and 0.3.
+  - In process, the engine takes 1.6 ms of Python and 0.7–0.9 ms of PostgreSQL per run. The webhook
+    call takes 1.1–1.7 ms of Python and 0.3 ms of PostgreSQL.
+- **Claiming several runs of a message in one statement** (in process, 3,000 claims). Python fell from
+  0.17–0.23 to 0.06–0.12 ms a run. PostgreSQL rose from 0.22–0.25 to 0.27–0.52 ms: a bitmap heap scan over
+  `id IN (…)`, and each row's index entries cost the same. No net gain, and runs claimed ahead would show as
+  running while they wait.
+- **Folding the record-trigger check into the record's write** (in process, 2,000 list-item runs, with the
+  check removed altogether as an upper bound). Python was 1.08–1.16 ms a run against 1.06–1.36 with it, and
+  PostgreSQL 0.66–0.71 against 0.62–0.78: within noise.
+- **Not counting list items in their batch** (stack, 10,000 items, as an upper bound). 497–523 items/s
+  against 471–496: about 5%, for progress that would then lag.
+- **A third child for `worker`** (`WORKER_CONCURRENCY=3`, stack, 10,000 items). 431 items/s against 496, and
+  PostgreSQL's CPU per item rose from 1.37 to 1.76 ms.
+- **Only the middleware an API call needs on `/api/wf/`** (in process). 1.11 against 1.16 ms of Python per
+  call, 4% of the web's Python, for a second middleware chain to keep secure.
+- **A drainer lingering 0.02 s instead of 0.1 s** (stack, paced). 268–322 against 293–320 runs/s: no
+  difference.
+- **4 web threads instead of 8** (intake group, both sides). The ratios were 65% and 62% against 60% and 62%:
+  within noise, since both sides move.
+- **2 drainers instead of 3** (stack, paced). The workers' CPU fell from 2.5–2.6 to 2.1–2.2 ms a run, and at
+  about 300 calls a second 314–325 runs/s finished against 282–301. It is not the default, since it caps how many webhook runs run at
+  once, and runs that wait on slow calls out need those places; docs/scaling.md gives the trade.
+
+### Two more full runs of the same tree on session 10's machine
 
 Issue 8 judges the medians of the runs recorded here: these two and the run above (the third), made one
 after the other with nothing else running. Side by side (the last column: met when most runs met it):
 
-{_across(results, ["session9-final-run-1.json", "session9-final-run-2.json"])}
+{_across(results, ["session10-final-run-1.json", "session10-final-run-2.json"])}
+
+{_saved_run("session10-final-run-1.json")}
+
+{_saved_run("session10-final-run-2.json")}
+
+### Session 10's machine before O33: two full runs of tree 9990242
+
+The first ran at the start of the session, when every process on the machine ran slower, the
+baselines included: its baseline's sustained rate was 480 tasks/s against 594 in the second, 45 minutes
+later. Such a swing moves the product's ratios more than the baselines', since the product spreads each
+run over more processes and round trips.
+
+{_across(_load_saved("session10-before-O33-run-2.json")[0], ["session10-before-O33-run-1.json"])}
+
+{_saved_run("session10-before-O33-run-1.json")}
+
+{_saved_run("session10-before-O33-run-2.json")}
+
+### Session 9's machine, an Intel Xeon: its three final runs (tree b4b8c14, O1–O32)
+
+Its baselines took 632–860 req/s of intake, against 1,100–1,300 on the AMD EPYC machines of sessions 8
+and 10.
+
+{_across(_load_saved("session9-final-run-3.json")[0], ["session9-final-run-1.json", "session9-final-run-2.json"])}
+
+{_saved_run("session9-final-run-3.json")}
 
 {_saved_run("session9-final-run-1.json")}
 
@@ -387,7 +448,7 @@ swing between sets of runs: drain 65–70% here against 48–58% there.
 
 Medians of its three: intake 54% / 56%, sustained 42% (kept-up rate), drain 57%, list items 52%,
 isolation 1.7×, engine overhead 1.02 ms per step, memory 356 MB. Its baselines' intake was 1,190–1,240
-req/s at 16 connections, about a third more than this session's machine's.
+req/s at 16 connections, about a third more than session 9's machine's.
 
 {_saved_run("session8-final-run-1.json")}
 
