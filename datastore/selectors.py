@@ -100,6 +100,17 @@ def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Rec
     return rows[:limit], full().count()
 
 
+def _built_once(shapes: dict, key, build):
+    """shapes[key], built and kept the first time it is asked for (None too: the shape has no fast form)."""
+    # Read once: another thread (the web's) may clear the dict between a check and a use.
+    found = shapes.get(key, False)
+    if found is False:
+        if len(shapes) >= 512:
+            shapes.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
+        found = shapes[key] = build()
+    return found
+
+
 class _Where(NamedTuple):
     """A search's database, WHERE clause and its parameters."""
 
@@ -116,13 +127,7 @@ def _where(data_type: DataType, filter, full) -> "_Where | None":
     exact = exact_fields(data_type, filter) if connections[db].vendor == "postgresql" else None
     if exact is not None:
         names, values = exact
-        key = (db, data_type.pk, names)
-        # Read once: another thread (the web's) may clear the dict between a check and a use.
-        clause = _exact_clauses.get(key, False)
-        if clause is False:
-            if len(_exact_clauses) >= 512:
-                _exact_clauses.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
-            clause = _exact_clauses[key] = _exact_clause(db, data_type, names)
+        clause = _built_once(_exact_clauses, (db, data_type.pk, names), lambda: _exact_clause(db, data_type, names))
         if clause is not None:
             return _Where(db, clause.sql, clause.params(values))
     queryset = full()
@@ -205,12 +210,7 @@ def _first_rows(full, where: _Where | None, data_type: DataType, order_by, count
     if not where.sql:
         return list(full()[:count])
     key = (where.db, data_type.pk, data_type.modified, order_by, count, where.sql)
-    # Read once: another thread (the web's) may clear the dict between a check and a use.
-    statement = _statements.get(key, False)
-    if statement is False:
-        if len(_statements) >= 512:
-            _statements.clear()  # shapes are few in practice; a bound keeps an odd caller from growing it
-        statement = _statements[key] = _statement(full(), data_type, where.sql, len(where.params), count)
+    statement = _built_once(_statements, key, lambda: _statement(full(), data_type, where.sql, len(where.params), count))
     if statement is None:
         return list(full()[:count])
     rows = statement.records(where.db, where.params)
