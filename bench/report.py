@@ -366,49 +366,54 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 ### Session 11's machine: three full runs of tree 9874ab8 (O1–O33)
 
-No change to the code the figures time: this session measured and did not adopt (below). The headline
-above is the third of these runs, started right after the thread-count runs below (hence its load
-average); in it the baseline's workers fell behind its web too, so both sustained figures came from paced
-load, and the ratio was 60% against 52% in the other two, where only Engine Room's did (see "where the
-web's CPU goes" below). Side by side (the last column: met when most runs met it):
+This session changed none of the code the figures time; what it measured and did not adopt is listed
+below. Run 3 started right after the thread-count runs below, hence its load average. In run 3 the
+baseline's workers also fell behind its web, so both sustained figures came from paced load, and the
+ratio was 60%. In runs 1 and 2 only Engine Room's figure came from paced load, and the ratio was 52%
+(see "where the web's CPU goes" below). Side by side (the last column: met when most runs met it):
 
-{_across(results, ["session11-run-1.json", "session11-run-2.json"])}
+{_across(_load_saved("session11-run-3.json")[0], ["session11-run-1.json", "session11-run-2.json"])}
 
 {_saved_run("session11-run-1.json")}
 
 {_saved_run("session11-run-2.json")}
 
+{_saved_run("session11-run-3.json")}
+
 ### Measured and not adopted (session 11)
 
-"In process" and "stack" as in session 10's list below. This machine's baselines took 1,120–1,300 req/s
-of intake and kept up with 580–680 webhook calls a second.
+"In process" and "stack" as in session 10's list below. In this session's three full runs the baselines
+took 1,110–1,230 req/s of intake (best of three) and kept up with 489–608 webhook calls a second.
 
-- **Where the web's CPU goes at the sustained rate** (web alone, `wrk` paced to ~300 calls/s, CPU of the
-  gunicorn tree per call). Engine Room's call cost 2.3–3.0 ms, and the bare baseline endpoint 2.3 ms at
-  the same pace; unpaced they cost 1.9–2.5 and 1.4. A hello-world WSGI app on the same gunicorn
-  line costs 0.44 ms paced and 0.24 unpaced, and the call itself takes 1.2 ms of CPU in process: a call
-  that arrives alone, after the other processes had the core, costs more than one in a burst. The
-  baseline's sustained figure comes from unpaced load (its workers keep up), Engine Room's from paced
-  load, so this weighs on the sustained ratio only.
+- **Where the web's CPU goes at the sustained rate** (web alone, `wrk` paced to about 300 calls/s, CPU
+  of the gunicorn tree per call). Engine Room's call cost 2.3–3.0 ms, and the bare baseline endpoint
+  2.3 ms at the same pace; unpaced, they cost 1.9–2.5 and 1.4 ms. Gunicorn's own share is small: a
+  hello-world WSGI app on the same line costs 0.44 ms paced and 0.24 ms unpaced, and the call itself
+  takes 1.2 ms of CPU in process. The rest is what a call pays when it arrives alone, after the other
+  processes had the core, rather than in a burst. In runs 1 and 2 the baseline's sustained figure came
+  from unpaced load (its workers kept up) and Engine Room's from paced load, so this weighs on the
+  sustained ratio only.
 - **Stack CPU per run at 250–300 runs/s** (four paced windows of 10–12 s): web 2.1–2.9 ms, workers
-  2.1–2.8, PostgreSQL 1.1–1.4, Redis 0.3: 5.6–7.3 ms, where the baseline's two cores over its 580–680
-  tasks/s give 2.9–3.4 ms a task, load generator included. py-spy (`--gil`) on the workers at that
-  rate: 75% of their samples in `run_execute`, 6% in the drainers' Redis calls, 7% in `json` (step logs'
-  `rows_json`, `_json_size_capped`, DRF, psycopg's `Jsonb`, `from_db`).
-- **A faster JSON library** (upper bound from that profile): at most those 7% of the workers' CPU,
-  1.5–2% of a sustained run, while orjson formats datetimes and NaN unlike `DjangoJSONEncoder` and refuses
-  integers past 64 bits, which step outputs would show. Not tried further.
+  2.1–2.8, PostgreSQL 1.1–1.4 and Redis 0.3; 5.6–7.3 ms per window in all. The baseline, at 580–680
+  tasks/s on two cores, uses 2.9–3.4 ms a task, load generator included. py-spy (`--gil`) on the
+  workers at that rate: 75% of their samples in `run_execute`, 6% in the drainers' Redis calls, 7% in
+  `json` (step logs' `rows_json`, `_json_size_capped`, DRF, psycopg's `Jsonb`, `from_db`).
+- **A faster JSON library** (an upper bound from that profile): at most those 7% of the workers' 2.1–2.8
+  ms, about 3% of a sustained run's CPU. And orjson would change step outputs: it formats datetimes and
+  NaN differently from `DjangoJSONEncoder` and refuses integers wider than 64 bits. Not tried further.
 - **hiredis** (redis-py's C parser; in process, 3 × 5 × 2,000 webhook calls): 1.17–1.29 ms of CPU a call
   with it against 1.18–1.21 without. The replies are a few bytes; nothing to gain.
 - **Asynchronous commit** (`synchronous_commit = off` for the whole database, an upper bound for making
   only the claim's commit asynchronous; stack, paced): PostgreSQL's CPU per run 1.11–1.30 ms against 1.16
   with it on. A WAL flush costs waiting, not CPU.
-- **4 web threads instead of 8** (the intake group twice each, interleaved; both sides run the same line).
-  Intake at 16 connections 61% and 63% against 52% and 63%, at 64 connections 68% and 55% against 53% and
-  58%; but sustained 49% and 43% against 52% and 51%: with the workers busy, four threads accept fewer
-  calls (220–298 a second, where eight kept up with 269–352 paced). One thread per process was fastest
-  of all for the web alone (650–860 calls/s against 480–710 for eight), and would leave a process with
-  nothing to answer while a sync call waits. Eight stay.
+- **4 web threads instead of 8** (the intake group twice each, interleaved; the baseline ran with the
+  same thread count). Engine Room's best intake of three at 16 connections was 795 and 755 req/s against
+  650 and 750, at 64 connections 837 and 711 against 644 and 736; the ratios were 61% and 63% against
+  52% and 63%, and 68% and 55% against 53% and 58%. But sustained fell to 49% and 43% against 52% and
+  51%: with the workers busy, four threads accepted fewer calls (220–298 a second) than eight kept up
+  with paced (269–352). One thread per process was the fastest for the web alone (650–860 calls/s
+  against 480–710 for eight), and a process could then answer nothing else while a sync call waits.
+  Eight stay.
 
 ### Measured and not adopted (session 10)
 
