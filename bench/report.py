@@ -414,6 +414,11 @@ took 1,110–1,230 req/s of intake (best of three) and kept up with 489–608 we
   with paced (269–352). One thread per process was the fastest for the web alone (650–860 calls/s
   against 480–710 for eight), and a process could then answer nothing else while a sync call waits.
   Eight stay.
+- **Python 3.13.0 instead of 3.12.1** (the intake group twice each, interleaved; both sides on the same
+  interpreter). Intake at 16 connections 51% and 54% against 59% and 59%, at 64 connections 48% and 50%
+  against 62% and 60%; sustained 55% and 46% against 53% and 46%. The bare baseline gained more from
+  3.13 (1,295–1,342 req/s at 16 connections against 1,193–1,247) than Engine Room did, which took
+  682–705 against 708–739. `scripts/find-python.sh` keeps trying 3.12 first.
 
 ### Measured and not adopted (session 10)
 
