@@ -33,7 +33,7 @@ def filter_q(data_type: DataType, filter: Mapping | None, *, source: str = "json
     q, errors = Q(), {}
     fields = data_type.field_map()
     for key in filter:
-        name, _, lookup = key.rpartition("__") if "__" in key else (key, "", "exact")
+        name, lookup = _split_key(key)
         # Repeated query keys (?score__in=1&score__in=2) are the list itself.
         value = filter.getlist(key) if lookup == "in" and hasattr(filter, "getlist") else filter[key]
         try:
@@ -54,7 +54,7 @@ def exact_fields(data_type: DataType, filter: Mapping | None, *, source: str = "
     fields = data_type.field_map()
     names, values = [], []
     for key in filter:
-        name, _, lookup = key.rpartition("__") if "__" in key else (key, "", "exact")
+        name, lookup = _split_key(key)
         spec = fields.get(name)
         if lookup != "exact" or name in COLUMNS or spec is None or "exact" not in _allowed_lookups(name, spec):
             return None
@@ -84,6 +84,12 @@ def order_by_expression(data_type: DataType, order_by: str):
     else:
         expression = KeyTransform(name, "data")
     return expression.desc(nulls_last=True) if order_by.startswith("-") else expression.asc(nulls_last=True)
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """A filter key's field name and lookup (`exact` when it names none)."""
+    name, _, lookup = key.rpartition("__") if "__" in key else (key, "", "exact")
+    return name, lookup
 
 
 def _condition(fields: dict, name: str, lookup: str, value, source: str) -> Q:

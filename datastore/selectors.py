@@ -1,4 +1,5 @@
 """Reads of data types and records: get by name or id, search with filters, and the dict form of a record."""
+import functools
 import uuid
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -85,14 +86,8 @@ def _same_version(data_type: DataType, copy: DataType) -> bool:
 
 
 def _search(data_type: DataType, filter, order_by, limit: int) -> tuple[list[Record], int]:
-    queryset = None
-
-    def full() -> QuerySet[Record]:
-        nonlocal queryset
-        if queryset is None:
-            queryset = record_find(data_type=data_type, filter=filter, order_by=order_by)
-        return queryset
-
+    # The queryset is built only if the search needs it (a new shape, or one with no compiled form).
+    full = functools.cache(lambda: record_find(data_type=data_type, filter=filter, order_by=order_by))
     # One row past the limit says whether there are more: only then is a COUNT query needed.
     rows = _first_rows(full, _where(data_type, filter, full), data_type, order_by, limit + 1)
     if len(rows) <= limit:
