@@ -4,8 +4,13 @@ The wait sleeps on a Redis pub/sub channel when Redis is there, so a "run change
 `run_changed`, published from the worker when `logs.signals.run_finished` fires) wakes the caller at
 once; between messages, and without Redis, it reads the run row with a backoff (20 ms doubling to
 250 ms). Each read is one small query by primary key.
+
+Each thread keeps its subscriber connection from one wait to the next (subscribing to the run's channel,
+then unsubscribing): a new connection per call cost a sync call about 1.4 ms of the web's CPU and 1.9 ms
+on the clock here (bench/BENCHMARKS.md, O34).
 """
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -64,7 +69,8 @@ def run_state(run_id) -> RunState:
 def run_wait(run_id, *, timeout: float) -> RunState:
     """The run's state once it has a response or has finished, or as it stands when `timeout` passes."""
     deadline = time.monotonic() + timeout
-    subscription = _subscribe(run_id)
+    channel = run_channel(run_id)
+    subscription = _subscribe(channel)
     try:
         # Subscribed first, then read: a message sent between the two cannot be missed.
         state = run_state(run_id)
@@ -73,45 +79,90 @@ def run_wait(run_id, *, timeout: float) -> RunState:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            _sleep(subscription, min(pause, remaining))
+            subscription = _sleep(subscription, channel, min(pause, remaining))
             pause = min(pause * 2, MAX_POLL_SECONDS)
             state = run_state(run_id)
         return state
     finally:
         if subscription is not None:
-            try:
-                subscription.close()
-            except Exception:  # closing a broken connection: nothing left to release
-                pass
+            _unsubscribe(subscription, channel)
 
 
 def _redis():
-    """The process's client; each waiting caller borrows one connection from its pool."""
+    """The process's client; each thread's subscriber holds one connection of its pool."""
     return redis_client(1.0)
 
 
-def _subscribe(run_id):
+_thread = threading.local()
+# A subscriber with more than this many responses left unread starts afresh rather than read them all.
+UNREAD_LIMIT = 32
+
+
+def _subscribe(channel: str):
+    """This thread's subscriber, subscribed to `channel`; None without Redis (the wait reads the row)."""
     if not settings.REDIS_AVAILABLE:
         return None
+    subscription = getattr(_thread, "subscriber", None)
+    if subscription is not None and not _caught_up(subscription):
+        subscription = _forget(subscription)
     try:
-        subscription = _redis().pubsub(ignore_subscribe_messages=True)
-        subscription.subscribe(run_channel(run_id))
+        if subscription is None:
+            subscription = _thread.subscriber = _redis().pubsub(ignore_subscribe_messages=True)
+        subscription.subscribe(channel)
         return subscription
     except Exception:  # Redis down: the wait falls back to reading the row
-        logger.warning("Redis unavailable; waiting for run %s by polling", run_id, exc_info=True)
-        return None
+        logger.warning("Redis unavailable; waiting on %s by polling", channel, exc_info=True)
+        return _forget(subscription)
 
 
-def _sleep(subscription, seconds: float) -> None:
+def _caught_up(subscription) -> bool:
+    """Read what the last wait left unread (its unsubscribe confirmation, a late message); False when the
+    connection is gone, which only a read shows: a SUBSCRIBE sent on a connection Redis closed meanwhile
+    would go nowhere, and its wait would sleep to its next read of the row."""
+    try:
+        for _ in range(UNREAD_LIMIT):
+            if subscription.connection is None or not subscription.connection.can_read(timeout=0):
+                return subscription.connection is not None
+            subscription.get_message(timeout=0)
+    except Exception:  # closed by Redis (a restart, a killed client): a new connection instead
+        return False
+    return False
+
+
+def _unsubscribe(subscription, channel: str) -> None:
+    """Leave the channel and keep the connection for this thread's next wait, which reads the confirmation."""
+    try:
+        subscription.unsubscribe(channel)
+    except Exception:  # a broken connection: the next wait starts a new one
+        _forget(subscription)
+
+
+def _forget(subscription) -> None:
+    """Drop this thread's subscriber and close its connection (None, for the caller to hold instead)."""
+    _thread.subscriber = None
+    if subscription is not None:
+        try:
+            subscription.close()
+        except Exception:  # closing a broken connection: nothing left to release
+            pass
+
+
+def _sleep(subscription, channel: str, seconds: float):
+    """Wait for a message on `channel` or the end of `seconds`; the subscriber, or None once it broke."""
     if subscription is None:
         time.sleep(seconds)
-        return
+        return None
     deadline = time.monotonic() + seconds
     try:
-        # get_message returns early (None) for the subscription's own confirmation; only a published
-        # message or the end of the interval ends the sleep.
+        # get_message returns early (None) for a subscription's own confirmations; only a message on this
+        # wait's channel or the end of the interval ends the sleep. One published on an earlier wait's
+        # channel just before it unsubscribed may still arrive here: it is not this run's.
         while (remaining := deadline - time.monotonic()) > 0:
-            if subscription.get_message(timeout=remaining) is not None:
-                return
-    except Exception:  # a dropped connection: sleep out the interval and keep polling
+            message = subscription.get_message(timeout=remaining)
+            if message is not None and message["channel"] in (channel, channel.encode()):
+                break
+        return subscription
+    except Exception:  # a dropped connection: sleep out the interval and poll from now on
+        _forget(subscription)
         time.sleep(max(0.0, deadline - time.monotonic()))
+        return None
