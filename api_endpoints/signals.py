@@ -55,4 +55,4 @@ def wake_sync_callers(sender, run, **kwargs):
         return  # an async call was answered 202 before its run started: a publish per run would wake no one
     # Runs in the worker that finished (or answered) the run; the waiting web process sleeps on this channel.
     # After commit, so that the woken caller reads the finished row.
-    transaction.on_commit(lambda: run_changed(run.id))
+    transaction.on_commit(lambda: run_changed(run))

@@ -5,10 +5,16 @@ The wait sleeps on a Redis pub/sub channel when Redis is there, so a "run change
 once; between messages, and without Redis, it reads the run row with a backoff (20 ms doubling to
 250 ms). Each read is one small query by primary key.
 
+The message carries what the caller needs of the committed row (status, response, error) when that is
+small, so the woken caller answers without reading the row. And a webhook subscribes before it enqueues
+its run: nothing can be published on a new run's channel before then, so its wait needs no first read
+either (a run that was already there, an idempotent replay, is read first as before).
+
 Each thread keeps its subscriber connection from one wait to the next (subscribing to the run's channel,
 then unsubscribing): a new connection per call cost a sync call about 1.4 ms of the web's CPU and 1.9 ms
 on the clock here (bench/BENCHMARKS.md, O34).
 """
+import json
 import logging
 import threading
 import time
@@ -49,14 +55,28 @@ class RunState:
         return self.response is not None or self.finished
 
 
-def run_changed(run_id) -> None:
-    """Wake the callers waiting on a run (from the worker); without Redis they notice at their next read."""
+# A state larger than this goes as a bare wake-up, and the caller reads the row.
+STATE_MESSAGE_BYTES = 64 * 1024
+WAKE_UP = "changed"
+_STATE_FIELDS = ("status", "response", "error_code", "error")
+
+
+def run_changed(run: WorkflowRun) -> None:
+    """Wake the callers waiting on a run, with its committed state (from the worker, after the commit);
+    without Redis they notice at their next read."""
     if not settings.REDIS_AVAILABLE:
         return
     try:
-        _redis().publish(run_channel(run_id), "changed")
+        message = json.dumps({name: getattr(run, name) for name in _STATE_FIELDS},
+                             cls=WorkflowRun._meta.get_field("response").encoder)
+    except (TypeError, ValueError):  # not JSON as the row stores it: the caller reads the row
+        message = WAKE_UP
+    if len(message) > STATE_MESSAGE_BYTES:
+        message = WAKE_UP
+    try:
+        _redis().publish(run_channel(run.id), message)
     except Exception:  # a lost wake-up only costs the waiting caller its next poll interval
-        logger.warning("Could not publish the change of run %s", run_id, exc_info=True)
+        logger.warning("Could not publish the change of run %s", run.id, exc_info=True)
 
 
 def run_state(run_id) -> RunState:
@@ -68,24 +88,59 @@ def run_state(run_id) -> RunState:
 
 def run_wait(run_id, *, timeout: float) -> RunState:
     """The run's state once it has a response or has finished, or as it stands when `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    channel = run_channel(run_id)
-    subscription = _subscribe(channel)
-    try:
+    with RunWait(run_id) as wait:
+        return wait.result(run_id, timeout=timeout)
+
+
+class RunWait:
+    """A caller's wait on a run, subscribed from the start of the block: open it before the run is enqueued,
+    then ask for `result(…, new=True)`, which skips the first read of the row."""
+
+    def __init__(self, run_id):
+        self.channel = run_channel(run_id)
+        self.subscription = None
+
+    def __enter__(self):
+        self.subscription = _subscribe(self.channel)
+        return self
+
+    def __exit__(self, *exc):
+        if self.subscription is not None:
+            _unsubscribe(self.subscription, self.channel)
+        return False
+
+    def result(self, run_id, *, timeout: float, new: bool = False) -> RunState:
+        """The run's state once it has a response or has finished, or as it stands when `timeout` passes.
+        `new`: the run was enqueued inside this block, so nothing was published on its channel before."""
+        deadline = time.monotonic() + timeout
+        channel = run_channel(run_id)
+        if channel != self.channel:
+            # Another run than the one subscribed for (an idempotent replay's earlier run): read it first.
+            self.__exit__()
+            self.channel, new = channel, False
+            self.__enter__()
         # Subscribed first, then read: a message sent between the two cannot be missed.
-        state = run_state(run_id)
+        state = None if new and self.subscription is not None else run_state(run_id)
         pause = FIRST_POLL_SECONDS
-        while not state.answered:
+        while state is None or not state.answered:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            subscription = _sleep(subscription, channel, min(pause, remaining))
+            self.subscription, message = _sleep(self.subscription, channel, min(pause, remaining))
             pause = min(pause * 2, MAX_POLL_SECONDS)
-            state = run_state(run_id)
-        return state
-    finally:
-        if subscription is not None:
-            _unsubscribe(subscription, channel)
+            state = _state_in(run_id, message) or run_state(run_id)
+        return state if state is not None else run_state(run_id)
+
+
+def _state_in(run_id, message: bytes | None) -> RunState | None:
+    """The committed state a wake-up carries, if it carries one."""
+    if not message or message == WAKE_UP.encode():
+        return None
+    try:
+        fields = json.loads(message)
+        return RunState(str(run_id), **{name: fields[name] for name in _STATE_FIELDS})
+    except (ValueError, TypeError, KeyError):  # not a state: read the row
+        return None
 
 
 def _redis():
@@ -147,11 +202,12 @@ def _forget(subscription) -> None:
             pass
 
 
-def _sleep(subscription, channel: str, seconds: float):
-    """Wait for a message on `channel` or the end of `seconds`; the subscriber, or None once it broke."""
+def _sleep(subscription, channel: str, seconds: float) -> tuple:
+    """Wait for a message on `channel` or the end of `seconds`: (the subscriber, or None once it broke;
+    the message's data, or None)."""
     if subscription is None:
         time.sleep(seconds)
-        return None
+        return None, None
     deadline = time.monotonic() + seconds
     try:
         # get_message returns early (None) for a subscription's own confirmations; only a message on this
@@ -160,9 +216,9 @@ def _sleep(subscription, channel: str, seconds: float):
         while (remaining := deadline - time.monotonic()) > 0:
             message = subscription.get_message(timeout=remaining)
             if message is not None and message["channel"] in (channel, channel.encode()):
-                break
-        return subscription
+                return subscription, message["data"]
+        return subscription, None
     except Exception:  # a dropped connection: sleep out the interval and poll from now on
         _forget(subscription)
         time.sleep(max(0.0, deadline - time.monotonic()))
-        return None
+        return None, None

@@ -7,6 +7,7 @@ disabled or unpublished workflow answers exactly like a token workflow (401), so
 """
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -42,7 +43,7 @@ from .services import TOKEN_TOUCH_SECONDS, idempotency_key_claim, sample_request
 from .signatures import DEFAULT_HMAC_HEADER, STRIPE_HEADER, hmac_valid, stripe_valid
 from .throttling import PrincipalRateThrottle, over_limit, retry_after, webhook_throttle
 from .tokens import token_digest, token_prefix
-from .waiting import run_wait
+from .waiting import RunWait
 
 logger = logging.getLogger(__name__)
 
@@ -232,10 +233,15 @@ class WorkflowCallApi(_EndpointApi):
         stored = inbound.stored_request(request, parsed, signature_header=definition.signature_header)
         key = self.idempotency_key(request, definition, params, stored)
         caller = token.caller if token is not None and (self.draft or definition.auth == "token") else _ip(request)
-        run, replayed = self.enqueue(target, params, stored, caller, key)
         if definition.response == "sync":
-            answer = responses.sync_response(self.style, request, run_wait(run.id, timeout=definition.sync_wait_seconds))
+            # Subscribed before the run exists, the wait needs no first read of a new run's row.
+            run_id = uuid.uuid4()
+            with RunWait(run_id) as wait:
+                run, replayed = self.enqueue(target, params, stored, caller, key, run_id=run_id)
+                state = wait.result(run.id, timeout=definition.sync_wait_seconds, new=not replayed)
+            answer = responses.sync_response(self.style, request, state)
         else:
+            run, replayed = self.enqueue(target, params, stored, caller, key)
             answer = responses.queued_response(self.style, request, run.id)
         if replayed:
             answer[REPLAYED_HEADER] = "true"
@@ -312,21 +318,22 @@ class WorkflowCallApi(_EndpointApi):
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         return key
 
-    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str):
-        """A new queued run, or (replayed=True) the run that an earlier call with the same key started."""
+    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, run_id=None):
+        """A new queued run (of `run_id` if given), or (replayed=True) the run that an earlier call with the
+        same key started."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
             # (and, when it is the call's first, no health check before it: config.sql.insert_row).
             run = run_enqueue(
                 workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
-                request=stored, caller=caller,
+                request=stored, caller=caller, run_id=run_id,
             )
             return run, False
         try:
             with transaction.atomic():
                 run = run_enqueue(
                     workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
-                    request=stored, caller=caller, idempotency_key=key,
+                    request=stored, caller=caller, idempotency_key=key, run_id=run_id,
                 )
                 if key and not idempotency_key_claim(workflow_id=target.workflow.id, key=key, run=run):
                     raise _Replay

@@ -425,9 +425,10 @@ def test_impossible_names_are_answered_without_a_lookup(admin_token):
 
 
 
-def test_a_finished_run_wakes_its_waiting_caller(settings, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_finished_run_wakes_its_waiting_caller_with_its_state(settings, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
     """When a run finishes (logs.signals.run_finished, in the worker), a caller waiting on it wakes at
-    once through Redis instead of at its next read of the row."""
+    once through Redis instead of at its next read of the row, and answers from what the wake-up carries."""
     import threading
     import time
 
@@ -436,9 +437,11 @@ def test_a_finished_run_wakes_its_waiting_caller(settings, monkeypatch, django_c
 
     if not settings.REDIS_AVAILABLE:
         pytest.skip("needs Redis")
-    run = WorkflowRun(id="8d6f9a1c-0000-4000-8000-000000000001", workflow_name="x", trigger="webhook")
-    states = iter(["running", "succeeded"])
-    monkeypatch.setattr(waiting, "run_state", lambda run_id: waiting.RunState(str(run_id), next(states), None, "", ""))
+    run = WorkflowRun(id="8d6f9a1c-0000-4000-8000-000000000001", workflow_name="x", trigger="webhook",
+                      status="succeeded", response={"total": 25.0})
+    reads = []
+    monkeypatch.setattr(waiting, "run_state", lambda run_id: reads.append(run_id) or waiting.RunState(
+        str(run_id), "running", None, "", ""))
     # Reads 10 s apart: only the wake-up can end this wait within a second.
     monkeypatch.setattr(waiting, "FIRST_POLL_SECONDS", 10.0)
     outcome = {}
@@ -454,8 +457,37 @@ def test_a_finished_run_wakes_its_waiting_caller(settings, monkeypatch, django_c
     with django_capture_on_commit_callbacks(execute=True):
         run_finished.send(sender=WorkflowRun, run=run)
     waiter.join(timeout=15)
-    assert outcome["state"].status == "succeeded"
+    assert outcome["state"].status == "succeeded" and outcome["state"].response == {"total": 25.0}
     assert outcome["elapsed"] < 1.5, outcome
+    assert len(reads) == 1, "the state came with the wake-up: no second read of the row"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_call_answers_without_reading_its_new_runs_row(make_workflow, admin_token, settings, monkeypatch):
+    """A sync call subscribes before it enqueues its run, and its run's wake-up carries the answer: the
+    web reads the run's row neither before nor after (two queries fewer per call)."""
+    from api_endpoints import waiting, webhooks
+    from workflows import engine
+
+    if not settings.REDIS_AVAILABLE:
+        pytest.skip("needs Redis")
+    make_workflow("answer", response="sync", parameters=[{"name": "n", "type": "number"}], steps=[
+        {"key": "answer", "action": "return_response", "config": {"body": {"got": "{{ params.n }}"}}}])
+    reads = []
+    real_read = waiting.run_state
+    monkeypatch.setattr(waiting, "run_state", lambda run_id: reads.append(run_id) or real_read(run_id))
+
+    class RunThenWait(webhooks.RunWait):
+        # No worker here: the run executes, commits and publishes before the wait begins.
+        def result(self, run_id, **kwargs):
+            engine.run_execute(run_id)
+            return super().result(run_id, **kwargs)
+
+    monkeypatch.setattr(webhooks, "RunWait", RunThenWait)
+    response = post_json(Client(), "/api/wf/answer?n=7", {}, **bearer(admin_token))
+    assert response.status_code == 200, response.content
+    assert response.json() == {"got": 7}
+    assert reads == []
 
 
 def test_a_threads_waits_share_one_redis_connection_and_survive_losing_it(settings, monkeypatch):

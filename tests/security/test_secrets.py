@@ -154,13 +154,12 @@ def test_a_secret_used_sent_echoed_returned_and_failed_on_appears_nowhere(leaky_
     client.force_login(admin)
     # The same workflow called as a webhook, its run executed in the request (no worker here) so that
     # the sync caller gets the return_response that holds the secret; then a bad signature.
-    waiting = webhooks.run_wait
+    class RunThenWait(webhooks.RunWait):
+        def result(self, run_id, **kwargs):
+            engine.run_execute(run_id)
+            return super().result(run_id, **kwargs)
 
-    def run_then_wait(run_id, timeout):
-        engine.run_execute(run_id)
-        return waiting(run_id, timeout=timeout)
-
-    monkeypatch.setattr(webhooks, "run_wait", run_then_wait)
+    monkeypatch.setattr(webhooks, "RunWait", RunThenWait)
     body = b"{}"
     import hmac as hmac_module
 

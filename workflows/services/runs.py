@@ -93,8 +93,10 @@ def _queued_run(
     *, workflow: Workflow, params: dict, trigger: str, draft: bool = False, request: dict | None = None,
     parent: WorkflowRun | None = None, caller: str = "", queue: str | None = None, not_before=None,
     idempotency_key: str = "", chain_length: int = 0, depth: int | None = None, dry_run: bool = False,
+    run_id=None,
 ) -> tuple[WorkflowRun, int]:
-    """An unsaved queued run of the live version (or the draft), and the timeout its message carries."""
+    """An unsaved queued run of the live version (or the draft), and the timeout its message carries;
+    `run_id` when the caller needs the id before the run exists (a sync caller subscribes to it first)."""
     if draft:
         version, draft_definition = None, workflow.definition
     else:
@@ -128,6 +130,8 @@ def _queued_run(
         dry_run=dry_run,
         max_concurrency=max_concurrency or 0,
     )
+    if run_id is not None:
+        run.id = run_id
     return run, timeout
 
 
