@@ -54,5 +54,5 @@ def wake_sync_callers(sender, run, **kwargs):
     if run.version_id is not None and version_definition(run.version_id).response != "sync":
         return  # an async call was answered 202 before its run started: a publish per run would wake no one
     # Runs in the worker that finished (or answered) the run; the waiting web process sleeps on this channel.
-    # After commit, so that the woken caller reads the finished row.
+    # After commit: the message carries the committed state, and a caller woken without it reads the row.
     transaction.on_commit(lambda: run_changed(run))

@@ -6,13 +6,15 @@ once; between messages, and without Redis, it reads the run row with a backoff (
 250 ms). Each read is one small query by primary key.
 
 The message carries what the caller needs of the committed row (status, response, error) when that is
-small, so the woken caller answers without reading the row. And a webhook subscribes before it enqueues
-its run: nothing can be published on a new run's channel before then, so its wait needs no first read
-either (a run that was already there, an idempotent replay, is read first as before).
+small, so the woken caller answers without reading the row. And a webhook sends its SUBSCRIBE before it
+writes and pushes its run, so its wait skips the first read: the worker's message comes after the push,
+which Redis reads after the SUBSCRIBE; should it ever come first, the wait's first poll, 20 ms on, reads
+the row. A run that was already there (an idempotent replay) is read first, as before.
 
 Each thread keeps its subscriber connection from one wait to the next (subscribing to the run's channel,
 then unsubscribing): a new connection per call cost a sync call about 1.4 ms of the web's CPU and 1.9 ms
-on the clock here (bench/BENCHMARKS.md, O34).
+on the clock here (bench/BENCHMARKS.md, O34). One left idle for SUBSCRIBER_IDLE_SECONDS is replaced, so
+that a connection a network dropped without a word does not outlive a quiet spell.
 """
 import json
 import logging
@@ -62,8 +64,7 @@ _STATE_FIELDS = ("status", "response", "error_code", "error")
 
 
 def run_changed(run: WorkflowRun) -> None:
-    """Wake the callers waiting on a run, with its committed state (from the worker, after the commit);
-    without Redis they notice at their next read."""
+    """Wake the callers waiting on a run with its committed state (the worker, after the commit)."""
     if not settings.REDIS_AVAILABLE:
         return
     try:
@@ -80,7 +81,8 @@ def run_changed(run: WorkflowRun) -> None:
 
 
 def run_state(run_id) -> RunState:
-    row = WorkflowRun.objects.filter(id=run_id).values("status", "response", "error_code", "error").first()
+    """The run's state as its row has it."""
+    row = WorkflowRun.objects.filter(id=run_id).values(*_STATE_FIELDS).first()
     if row is None:  # deleted under us (retention): report it as gone, not as a crash
         return RunState(str(run_id), "cancelled", None, "not_found", "The run no longer exists.")
     return RunState(str(run_id), **row)
@@ -93,8 +95,7 @@ def run_wait(run_id, *, timeout: float) -> RunState:
 
 
 class RunWait:
-    """A caller's wait on a run, subscribed from the start of the block: open it before the run is enqueued,
-    then ask for `result(…, new=True)`, which skips the first read of the row."""
+    """A caller's wait on a run, subscribed for the block: open it before the run is enqueued."""
 
     def __init__(self, run_id):
         self.channel = run_channel(run_id)
@@ -105,20 +106,25 @@ class RunWait:
         return self
 
     def __exit__(self, *exc):
-        if self.subscription is not None:
-            _unsubscribe(self.subscription, self.channel)
+        self._leave()
         return False
 
+    def _leave(self) -> None:
+        if self.subscription is not None:
+            _unsubscribe(self.subscription, self.channel)
+            self.subscription = None
+
     def result(self, run_id, *, timeout: float, new: bool = False) -> RunState:
-        """The run's state once it has a response or has finished, or as it stands when `timeout` passes.
-        `new`: the run was enqueued inside this block, so nothing was published on its channel before."""
+        """The run's state once answered or finished, else when `timeout` passes; `new`: enqueued in the block."""
         deadline = time.monotonic() + timeout
         channel = run_channel(run_id)
         if channel != self.channel:
             # Another run than the one subscribed for (an idempotent replay's earlier run): read it first.
-            self.__exit__()
+            subscribed = self.subscription is not None
+            self._leave()
             self.channel, new = channel, False
-            self.__enter__()
+            if subscribed:
+                self.subscription = _subscribe(channel)
         # Subscribed first, then read: a message sent between the two cannot be missed.
         state = None if new and self.subscription is not None else run_state(run_id)
         pause = FIRST_POLL_SECONDS
@@ -151,6 +157,9 @@ def _redis():
 _thread = threading.local()
 # A subscriber with more than this many responses left unread starts afresh rather than read them all.
 UNREAD_LIMIT = 32
+# A subscriber idle this long is replaced: a connection dropped without a FIN or RST (a NAT's idle
+# timeout, a failover) reads as healthy, and a SUBSCRIBE sent on it would go nowhere.
+SUBSCRIBER_IDLE_SECONDS = 30.0
 
 
 def _subscribe(channel: str):
@@ -158,27 +167,34 @@ def _subscribe(channel: str):
     if not settings.REDIS_AVAILABLE:
         return None
     subscription = getattr(_thread, "subscriber", None)
-    if subscription is not None and not _caught_up(subscription):
-        subscription = _forget(subscription)
+    if subscription is not None and not _reusable(subscription):
+        _forget(subscription)
+        subscription = None
     try:
         if subscription is None:
             subscription = _thread.subscriber = _redis().pubsub(ignore_subscribe_messages=True)
         subscription.subscribe(channel)
+        _thread.used_at = time.monotonic()
         return subscription
     except Exception:  # Redis down: the wait falls back to reading the row
         logger.warning("Redis unavailable; waiting on %s by polling", channel, exc_info=True)
-        return _forget(subscription)
+        _forget(subscription)
+        return None
 
 
-def _caught_up(subscription) -> bool:
-    """Read what the last wait left unread (its unsubscribe confirmation, a late message); False when the
-    connection is gone, which only a read shows: a SUBSCRIBE sent on a connection Redis closed meanwhile
-    would go nowhere, and its wait would sleep to its next read of the row."""
+def _reusable(subscription) -> bool:
+    """Whether the kept subscriber can serve another wait, having read what the last one left unread.
+
+    A connection Redis closed shows only on a read, and one idle past SUBSCRIBER_IDLE_SECONDS may be dead
+    without showing it: either way a SUBSCRIBE sent on it would go nowhere, and the wait would poll."""
+    if time.monotonic() - getattr(_thread, "used_at", 0.0) > SUBSCRIBER_IDLE_SECONDS:
+        return False
     try:
         for _ in range(UNREAD_LIMIT):
             if subscription.connection is None or not subscription.connection.can_read(timeout=0):
                 return subscription.connection is not None
-            subscription.get_message(timeout=0)
+            # A few ms for the rest of a state message that has only partly arrived.
+            subscription.get_message(timeout=0.005)
     except Exception:  # closed by Redis (a restart, a killed client): a new connection instead
         return False
     return False
@@ -193,7 +209,7 @@ def _unsubscribe(subscription, channel: str) -> None:
 
 
 def _forget(subscription) -> None:
-    """Drop this thread's subscriber and close its connection (None, for the caller to hold instead)."""
+    """Drop this thread's subscriber and close its connection."""
     _thread.subscriber = None
     if subscription is not None:
         try:
@@ -203,8 +219,7 @@ def _forget(subscription) -> None:
 
 
 def _sleep(subscription, channel: str, seconds: float) -> tuple:
-    """Wait for a message on `channel` or the end of `seconds`: (the subscriber, or None once it broke;
-    the message's data, or None)."""
+    """Wait for a message on `channel` or `seconds`: (the subscriber or None once broken, the message or None)."""
     if subscription is None:
         time.sleep(seconds)
         return None, None
@@ -218,7 +233,7 @@ def _sleep(subscription, channel: str, seconds: float) -> tuple:
             if message is not None and message["channel"] in (channel, channel.encode()):
                 return subscription, message["data"]
         return subscription, None
-    except Exception:  # a dropped connection: sleep out the interval and poll from now on
+    except Exception:  # a dropped connection: sleep out the interval and poll for the rest of this wait
         _forget(subscription)
         time.sleep(max(0.0, deadline - time.monotonic()))
         return None, None

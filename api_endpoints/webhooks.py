@@ -318,9 +318,8 @@ class WorkflowCallApi(_EndpointApi):
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         return key
 
-    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, run_id=None):
-        """A new queued run (of `run_id` if given), or (replayed=True) the run that an earlier call with the
-        same key started."""
+    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, *, run_id=None):
+        """A new queued run (`run_id` if given), or (replayed=True) the earlier run of the same key."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
             # (and, when it is the call's first, no health check before it: config.sql.insert_row).

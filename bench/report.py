@@ -364,6 +364,44 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
+### Session 12's machine: three full runs of tree e9df7e4 (O1–O35)
+
+An Intel Xeon at 2.8 GHz, much slower per core than the machines before it: the engine's Python for one
+three-step run took about 2.9 ms in process against 1.2 ms on session 10's AMD EPYC, and the bare
+baseline kept up with @@BASE_SUSTAINED@@ webhook calls a second (489–608 on session 11's machine). The
+absolute targets (the sync call's p50, the engine's overhead per step) are the ones this machine makes
+hard; the ratios move less, since both sides slow down. This session's changes, O34 and O35, shorten the
+sync call's path. Side by side (the last column: met when most runs met it):
+
+{_across(_load_saved("session12-run-3.json")[0], ["session12-run-1.json", "session12-run-2.json"])}
+
+{_saved_run("session12-run-1.json")}
+
+{_saved_run("session12-run-2.json")}
+
+{_saved_run("session12-run-3.json")}
+
+The session's first run, of tree 7634a8c (O1–O33, before O34 and O35), on the same machine an hour
+earlier:
+
+{_saved_run("session12-start-run.json")}
+
+### Measured on the way (session 12)
+
+- **Where a sync call's time goes** (the Procfile's web and workers by hand on one PostgreSQL and Redis,
+  500 sequential calls of the three-step sync workflow from one keep-alive connection, tree with O34 and
+  before O35): 18.3 ms at the client (p50), made of 3.3 ms from the request to the run's INSERT (the
+  web's parsing, token, parameters), 3.0 ms from the INSERT to the worker's claim, 5.0 ms of run, and 6.2
+  ms from the run's end to the client (the ending statement and its commit, the wake-up, the web's
+  reads of the row and its answer). Redis's `MONITOR` over 30 such calls showed each hand-over between
+  processes costing 0.7–1.9 ms on this machine (a push to the drainer's next command, a wake-up to the
+  web's next command), more than the commands themselves: O35 takes out two of the web's round trips to
+  PostgreSQL; the other hand-overs are the path itself (web → Redis → drainer → PostgreSQL → web).
+- **One webhook call in process** (Django's test client, 2,000 async calls, no worker running): 4.1 ms of
+  CPU, against about 1.2 ms on session 11's machine. cProfile spreads it over Django and DRF, redis-py's
+  two script calls (prefetch and push), psycopg, the run's model and its 34 column values, and the stored
+  request: no item above a fifth of it.
+
 ### Session 11's machine: three full runs of tree 9874ab8 (O1–O33)
 
 This session changed none of the code the figures time; what it measured and did not adopt is listed

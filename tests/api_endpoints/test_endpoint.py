@@ -462,10 +462,10 @@ def test_a_finished_run_wakes_its_waiting_caller_with_its_state(settings, monkey
     assert len(reads) == 1, "the state came with the wake-up: no second read of the row"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_sync_call_answers_without_reading_its_new_runs_row(make_workflow, admin_token, settings, monkeypatch):
-    """A sync call subscribes before it enqueues its run, and its run's wake-up carries the answer: the
-    web reads the run's row neither before nor after (two queries fewer per call)."""
+@pytest.fixture
+def inline_sync(make_workflow, settings, monkeypatch):
+    """A sync workflow `answer` whose runs execute in the request (no worker here), committing and publishing
+    before the wait begins; the list of the web's reads of run rows."""
     from api_endpoints import waiting, webhooks
     from workflows import engine
 
@@ -478,16 +478,56 @@ def test_a_sync_call_answers_without_reading_its_new_runs_row(make_workflow, adm
     monkeypatch.setattr(waiting, "run_state", lambda run_id: reads.append(run_id) or real_read(run_id))
 
     class RunThenWait(webhooks.RunWait):
-        # No worker here: the run executes, commits and publishes before the wait begins.
         def result(self, run_id, **kwargs):
             engine.run_execute(run_id)
             return super().result(run_id, **kwargs)
 
     monkeypatch.setattr(webhooks, "RunWait", RunThenWait)
+    return reads
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_call_answers_without_reading_its_new_runs_row(inline_sync, admin_token):
+    """A sync call subscribes before it enqueues its run, and its run's wake-up carries the answer: the
+    web reads the run's row neither before nor after (two queries fewer per call)."""
     response = post_json(Client(), "/api/wf/answer?n=7", {}, **bearer(admin_token))
     assert response.status_code == 200, response.content
     assert response.json() == {"got": 7}
-    assert reads == []
+    assert inline_sync == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_state_too_large_for_the_wake_up_is_read_from_the_row(inline_sync, admin_token, monkeypatch):
+    """Past STATE_MESSAGE_BYTES the wake-up is bare and the caller reads its answer from the row, at once."""
+    import time
+
+    from api_endpoints import waiting
+
+    monkeypatch.setattr(waiting, "STATE_MESSAGE_BYTES", 10)
+    monkeypatch.setattr(waiting, "FIRST_POLL_SECONDS", 10.0)  # only the wake-up can end the wait soon
+    started = time.monotonic()
+    response = post_json(Client(), "/api/wf/answer?n=8", {}, **bearer(admin_token))
+    assert response.status_code == 200 and response.json() == {"got": 8}, response.content
+    assert time.monotonic() - started < 5
+    assert len(inline_sync) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replayed_sync_call_answers_with_the_earlier_runs_answer(inline_sync, admin_token, monkeypatch):
+    """A sync call repeated with its Idempotency-Key waits on the earlier run, not on the id it made, and
+    answers with that run's response at once, marked as a replay."""
+    import time
+
+    from api_endpoints import waiting
+
+    first = post_json(Client(), "/api/wf/answer?n=1", {}, HTTP_IDEMPOTENCY_KEY="order-9", **bearer(admin_token))
+    monkeypatch.setattr(waiting, "FIRST_POLL_SECONDS", 10.0)  # a wait on the wrong channel would show
+    started = time.monotonic()
+    again = post_json(Client(), "/api/wf/answer?n=2", {}, HTTP_IDEMPOTENCY_KEY="order-9", **bearer(admin_token))
+    assert first.json() == again.json() == {"got": 1}, (first.content, again.content)
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    assert time.monotonic() - started < 5
+    assert WorkflowRun.objects.count() == 1
 
 
 def test_a_threads_waits_share_one_redis_connection_and_survive_losing_it(settings, monkeypatch):

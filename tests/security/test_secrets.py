@@ -146,8 +146,9 @@ def our_log(caplog) -> str:
                      if not record.name.startswith(("werkzeug", "pytest_httpserver")))
 
 
-def test_a_secret_used_sent_echoed_returned_and_failed_on_appears_nowhere(leaky_world, make_user, monkeypatch):
-    from api_endpoints import webhooks
+def test_a_secret_used_sent_echoed_returned_and_failed_on_appears_nowhere(leaky_world, make_user, monkeypatch,
+                                                                          settings, django_capture_on_commit_callbacks):
+    from api_endpoints import waiting, webhooks
 
     admin = make_user("admin", username="boss")
     client = Client()
@@ -160,25 +161,41 @@ def test_a_secret_used_sent_echoed_returned_and_failed_on_appears_nowhere(leaky_
             return super().result(run_id, **kwargs)
 
     monkeypatch.setattr(webhooks, "RunWait", RunThenWait)
+    # What the worker publishes to wake the caller (the run's state) must be masked too.
+    published = []
+    real_redis = waiting._redis
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(real_redis(), name)
+
+        def publish(self, channel, message):
+            published.append(message)
+            return real_redis().publish(channel, message)
+
+    monkeypatch.setattr(waiting, "_redis", Recording)
     body = b"{}"
     import hmac as hmac_module
 
     signature = "sha256=" + hmac_module.new(VALUE.encode(), body, "sha256").hexdigest()
-    answered = Client().post("/api/wf/leaky", body, content_type="application/json",
-                             HTTP_X_HUB_SIGNATURE_256=signature)
+    with django_capture_on_commit_callbacks(execute=True):
+        answered = Client().post("/api/wf/leaky", body, content_type="application/json",
+                                 HTTP_X_HUB_SIGNATURE_256=signature)
     refused = Client().post("/api/wf/leaky", body, content_type="application/json",
                             HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64)
     assert refused.status_code == 401 and answered.status_code == 200, answered.content
     assert answered.json() == {"key": "••••"}
 
     texts = {**collect(leaky_world, client), "webhook answer": answered.content.decode(),
-             "webhook answer headers": str(dict(answered.headers)), "refusal": refused.content.decode()}
+             "webhook answer headers": str(dict(answered.headers)), "refusal": refused.content.decode(),
+             "wake-up messages": " ".join(published)}
     run = leaky_world["run"]
     texts["run error"] = run.error
     texts["step errors"] = " | ".join(run.steps.values_list("error", flat=True))
     leaks = [f"{where}: …{text[max(0, text.find(form) - 60):text.find(form) + 40]}…"
              for where, text in texts.items() for form in forms_of(VALUE) if form in text]
     assert not leaks, "\n".join(leaks)
+    assert published or not settings.REDIS_AVAILABLE, "the run's state was published to its caller"
     # The run did use the secret: the masked marks are where it was.
     assert "••••" in texts[f"/api/runs/{run.id}/"] and "••••" in texts["step errors"]
 

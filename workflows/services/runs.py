@@ -95,8 +95,7 @@ def _queued_run(
     idempotency_key: str = "", chain_length: int = 0, depth: int | None = None, dry_run: bool = False,
     run_id=None,
 ) -> tuple[WorkflowRun, int]:
-    """An unsaved queued run of the live version (or the draft), and the timeout its message carries;
-    `run_id` when the caller needs the id before the run exists (a sync caller subscribes to it first)."""
+    """An unsaved queued run of the live version (or the draft), and the timeout its message carries."""
     if draft:
         version, draft_definition = None, workflow.definition
     else:
@@ -131,6 +130,7 @@ def _queued_run(
         max_concurrency=max_concurrency or 0,
     )
     if run_id is not None:
+        # A sync caller subscribes to its run's channel before the run exists.
         run.id = run_id
     return run, timeout
 
