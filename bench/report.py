@@ -364,14 +364,17 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Session 12's machine: three full runs of tree e9df7e4 (O1–O35)
+### Session 12's machine: three full runs of tree 177c80d (O1–O35)
 
 An Intel Xeon at 2.8 GHz, much slower per core than the machines before it: the engine's Python for one
 three-step run took about 2.9 ms in process against 1.2 ms on session 10's AMD EPYC, and the bare
-baseline kept up with @@BASE_SUSTAINED@@ webhook calls a second (489–608 on session 11's machine). The
+baseline kept up with 224–308 webhook calls a second in the three runs (489–608 on session 11's machine). The
 absolute targets (the sync call's p50, the engine's overhead per step) are the ones this machine makes
-hard; the ratios move less, since both sides slow down. This session's changes, O34 and O35, shorten the
-sync call's path. Side by side (the last column: met when most runs met it):
+hard. Its speed also swung from run to run: the engine's inline overhead went from 1.4 to 2.4 ms per
+step between runs, and the sustained ratio read 39%, 50% and 85% as the baseline's own figure moved
+between 224 and 308 calls a second and Engine Room's between 112 and 202. This session's changes, O34
+and O35, shorten the sync call's path: its p50 was 13.2–19.6 ms here, below the raw Celery round trip
+measured beside it (18.4–22.1 ms). Side by side (the last column: met when most runs met it):
 
 {_across(_load_saved("session12-run-3.json")[0], ["session12-run-1.json", "session12-run-2.json"])}
 
@@ -381,8 +384,11 @@ sync call's path. Side by side (the last column: met when most runs met it):
 
 {_saved_run("session12-run-3.json")}
 
-The session's first run, of tree 7634a8c (O1–O33, before O34 and O35), on the same machine an hour
-earlier:
+Two earlier runs on the same machine: one of tree e9df7e4, O35 before the review's fixes (an idle
+subscriber replaced after 30 s, leftovers read with a few ms of timeout: nothing a busy sync path
+touches), and the session's first, of tree 7634a8c (O1–O33, before O34 and O35).
+
+{_saved_run("session12-O35-before-review-run.json")}
 
 {_saved_run("session12-start-run.json")}
 
