@@ -88,12 +88,6 @@ def run_state(run_id) -> RunState:
     return RunState(str(run_id), **row)
 
 
-def run_wait(run_id, *, timeout: float) -> RunState:
-    """The run's state once it has a response or has finished, or as it stands when `timeout` passes."""
-    with RunWait(run_id) as wait:
-        return wait.result(run_id, timeout=timeout)
-
-
 class RunWait:
     """A caller's wait on a run, subscribed for the block: open it before the run is enqueued."""
 

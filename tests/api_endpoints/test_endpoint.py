@@ -448,7 +448,8 @@ def test_a_finished_run_wakes_its_waiting_caller_with_its_state(settings, monkey
 
     def wait():
         started = time.monotonic()
-        outcome["state"] = waiting.run_wait(run.id, timeout=20)
+        with waiting.RunWait(run.id) as wait:
+            outcome["state"] = wait.result(run.id, timeout=20)
         outcome["elapsed"] = time.monotonic() - started
 
     waiter = threading.Thread(target=wait)
@@ -563,7 +564,8 @@ def test_a_threads_waits_share_one_redis_connection_and_survive_losing_it(settin
         for turn, run in zip(turns, runs, strict=True):
             turn.wait(timeout=10)
             started = time.monotonic()
-            state = waiting.run_wait(run.id, timeout=20)
+            with waiting.RunWait(run.id) as wait:
+                state = wait.result(run.id, timeout=20)
             outcomes.append((state.status, time.monotonic() - started, subscribers()))
 
     waiter = threading.Thread(target=wait_each)
