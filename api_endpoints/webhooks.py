@@ -241,7 +241,7 @@ class WorkflowCallApi(_EndpointApi):
                 state = wait.result(run.id, timeout=definition.sync_wait_seconds, new=not replayed)
             answer = responses.sync_response(self.style, request, state)
         else:
-            # Nobody waits on the run: this process's pusher thread sends it, after the 202.
+            # Nobody waits on the run: this process's pusher thread sends it, and the 202 does not wait for that.
             run, replayed = self.enqueue(target, params, stored, caller, key, send_soon=True)
             answer = responses.queued_response(self.style, request, run.id)
         if replayed:
@@ -321,8 +321,7 @@ class WorkflowCallApi(_EndpointApi):
 
     def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, *, run_id=None,
                 send_soon: bool = False):
-        """A new queued run (`run_id` if given; run_enqueue's `send_soon`), or (replayed=True) the earlier
-        run of the same key."""
+        """A new queued run (`run_id` if given, `send_soon` as run_enqueue's), or the earlier run of the key (replayed)."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
             # (and, when it is the call's first, no health check before it: config.sql.insert_row).

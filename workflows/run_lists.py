@@ -8,7 +8,7 @@ drainer takes ids until the list stays empty for ENGINE_ROOM_DRAINER_LINGER_SECO
 ENGINE_ROOM_MESSAGE_SECONDS it hands its place to a new message at the back of the queue, so the other
 queues' messages on the same worker get their turn.
 
-An async webhook call's run is pushed by a thread of the web process after the call has its 202
+An async webhook call's run is pushed by a thread of the web process, without the call waiting for it
 (push_soon), with the other runs handed over meanwhile, in one script call: the call's thread makes one
 round trip fewer (bench/optimisations, O36).
 
@@ -119,7 +119,7 @@ def _script(source: str, timeout: float):
     return redis_client(timeout).register_script(source)
 
 
-# A web thread waits at most this long on a Redis that hangs before the run goes as a message instead.
+# A push waits at most this long on a Redis that hangs before its runs go as messages instead.
 PUSH_TIMEOUT = 1.0
 # A drainer's BLPOP waits the linger; its calls may wait longer than a push's.
 DRAIN_TIMEOUT = 5.0
@@ -155,30 +155,37 @@ def push(run_ids: list, queue: str, timeout_seconds: int) -> bool:
 
 # Most ids in one push: Lua's unpack() takes a few thousand arguments at most.
 PUSH_BATCH = 500
-_pusher: SimpleQueue | None = None
-_pusher_pid: int | None = None
+# This process's pusher: (pid, its queue); a fork inherits the pair but not the thread, hence the pid.
+_pusher: tuple[int, SimpleQueue] | None = None
 _pusher_lock = threading.Lock()
 
 
 def push_soon(run_id, queue: str, timeout_seconds: int) -> None:
-    """Hand a run to this process's pusher thread, which pushes it (and whatever else it was handed
-    meanwhile) right away, without the caller waiting on Redis; runs it cannot push go as messages."""
-    pending = _pusher
-    if _pusher_pid != os.getpid():
-        pending = _start_pusher()
+    """Hand a run to this process's pusher thread, which pushes it (with whatever else it was handed
+    meanwhile) without the caller waiting on Redis; runs it cannot push go as messages."""
+    pusher = _pusher
+    pending = pusher[1] if pusher is not None and pusher[0] == os.getpid() else _start_pusher()
     pending.put((run_id, queue, timeout_seconds))
 
 
+def pushed(timeout: float) -> bool:
+    """Wait until this process's pusher has pushed (or sent) every run handed to it so far; False on timeout."""
+    pusher = _pusher
+    if pusher is None or pusher[0] != os.getpid():
+        return True
+    done = threading.Event()
+    pusher[1].put(done)
+    return done.wait(timeout)
+
+
 def _start_pusher() -> SimpleQueue:
-    """This process's queue of runs to push, and the thread that pushes them (one per process: a fork
-    inherits the queue but not the thread)."""
-    global _pusher, _pusher_pid
+    global _pusher
     with _pusher_lock:
-        if _pusher_pid != os.getpid():
+        if _pusher is None or _pusher[0] != os.getpid():
             pending = SimpleQueue()
             threading.Thread(target=_push_forever, args=(pending,), name="run-list-pusher", daemon=True).start()
-            _pusher, _pusher_pid = pending, os.getpid()
-    return _pusher
+            _pusher = (os.getpid(), pending)
+        return _pusher[1]
 
 
 def _forked() -> None:
@@ -192,21 +199,19 @@ os.register_at_fork(after_in_child=_forked)
 def _push_forever(pending: SimpleQueue) -> None:
     while True:
         batch = [pending.get()]
-        _push_batch(batch + _take_waiting(pending))
-
-
-def _take_waiting(pending: SimpleQueue, most: int = PUSH_BATCH) -> list:
-    taken = []
-    while len(taken) < most:
-        try:
-            taken.append(pending.get_nowait())
-        except Empty:
-            break
-    return taken
+        while len(batch) < PUSH_BATCH:
+            try:
+                batch.append(pending.get_nowait())
+            except Empty:
+                break
+        _push_batch([item for item in batch if not isinstance(item, threading.Event)])
+        for item in batch:
+            if isinstance(item, threading.Event):
+                item.set()  # everything handed over before it is pushed or sent
 
 
 def _push_batch(batch: list) -> None:
-    """Push a batch's runs, one script call per list; a run that cannot be pushed goes in a message of its own."""
+    """Push a batch's runs, one script call per list; runs that cannot be pushed go in messages of their own."""
     from workflows.services.runs import send_run
 
     lists: dict[tuple[str, int], list] = {}
@@ -217,17 +222,19 @@ def _push_batch(batch: list) -> None:
             if push(run_ids, queue, timeout_seconds):
                 continue
             for run_id in run_ids:
-                send_run(run_id, queue, None, timeout_seconds)
+                # A broker that refuses one message refuses the next after the same retries: the rest
+                # stay queued rows for the sweeper, and the runs handed over since don't wait behind them.
+                if not send_run(run_id, queue, None, timeout_seconds):
+                    break
         except Exception:  # never let the thread die: the runs are queued rows, which the sweeper resends
             logger.exception("Could not send %d run(s) of %s", len(run_ids), queue)
 
 
 @atexit.register
 def _push_left() -> None:
-    """At a web process's exit, push what its thread has not taken yet (a crash leaves it to the sweeper)."""
-    if _pusher is not None and _pusher_pid == os.getpid():
-        while batch := _take_waiting(_pusher):
-            _push_batch(batch)
+    """At a web process's exit, let its pusher finish what it was handed (a crash leaves that to the sweeper)."""
+    if not pushed(PUSH_TIMEOUT + 1):
+        logger.warning("Exiting with runs not yet on their lists; the sweeper will send them")
 
 
 def _start(keys: list[str], queue: str, timeout_seconds: int, token: str, timeout: float) -> bool:

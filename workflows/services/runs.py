@@ -37,8 +37,11 @@ def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds
 
     if not countdown and timeout_seconds and run_lists.enabled():
         if soon:
-            run_lists.push_soon(run_id, queue, timeout_seconds)
-            return True
+            try:
+                run_lists.push_soon(run_id, queue, timeout_seconds)
+                return True
+            except RuntimeError:  # no thread could be started: push it here
+                logger.warning("Could not start the pusher thread; pushing run %s inline", run_id, exc_info=True)
         if run_lists.push([run_id], queue, timeout_seconds):
             return True
     return send_run(run_id, queue, countdown, timeout_seconds)
