@@ -241,8 +241,7 @@ class WorkflowCallApi(_EndpointApi):
                 state = wait.result(run.id, timeout=definition.sync_wait_seconds, new=not replayed)
             answer = responses.sync_response(self.style, request, state)
         else:
-            # Nobody waits on the run: this process's pusher thread sends it, and the 202 does not wait for that.
-            run, replayed = self.enqueue(target, params, stored, caller, key, send_soon=True)
+            run, replayed = self.enqueue(target, params, stored, caller, key)
             answer = responses.queued_response(self.style, request, run.id)
         if replayed:
             answer[REPLAYED_HEADER] = "true"
@@ -319,22 +318,21 @@ class WorkflowCallApi(_EndpointApi):
             key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         return key
 
-    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, *, run_id=None,
-                send_soon: bool = False):
-        """A new queued run (`run_id` if given, `send_soon` as run_enqueue's), or the earlier run of the key (replayed)."""
+    def enqueue(self, target: Target, params: dict, stored: dict, caller: str, key: str, *, run_id=None):
+        """A new queued run (`run_id` if given), or (replayed=True) the earlier run of the same key."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
             # (and, when it is the call's first, no health check before it: config.sql.insert_row).
             run = run_enqueue(
                 workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
-                request=stored, caller=caller, run_id=run_id, send_soon=send_soon,
+                request=stored, caller=caller, run_id=run_id,
             )
             return run, False
         try:
             with transaction.atomic():
                 run = run_enqueue(
                     workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
-                    request=stored, caller=caller, idempotency_key=key, run_id=run_id, send_soon=send_soon,
+                    request=stored, caller=caller, idempotency_key=key, run_id=run_id,
                 )
                 if key and not idempotency_key_claim(workflow_id=target.workflow.id, key=key, run=run):
                     raise _Replay

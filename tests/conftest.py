@@ -113,15 +113,6 @@ def smtp_server(settings):
 
 
 @pytest.fixture(autouse=True)
-def _runs_pushed():
-    """A run a test handed to the web's pusher thread is on its list before the next test starts."""
-    from workflows import run_lists
-
-    yield
-    assert run_lists.pushed(timeout=15), "the pusher thread did not finish within 15 s"
-
-
-@pytest.fixture(autouse=True)
 def _fresh_definition_cache():
     """Published versions are cached by id for the process; test databases reuse ids, production never does."""
     from workflows.selectors import version_definition, version_number

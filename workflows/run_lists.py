@@ -8,21 +8,13 @@ drainer takes ids until the list stays empty for ENGINE_ROOM_DRAINER_LINGER_SECO
 ENGINE_ROOM_MESSAGE_SECONDS it hands its place to a new message at the back of the queue, so the other
 queues' messages on the same worker get their turn.
 
-An async webhook call's run is pushed by a thread of the web process, without the call waiting for it
-(push_soon), with the other runs handed over meanwhile, in one script call: the call's thread makes one
-round trip fewer (bench/optimisations, O36).
-
 Nothing is lost with Redis: the run's row is written (queued) before its id is pushed, and the sweeper
 resends any run still queued ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS later, as it does a lost message.
 """
-import atexit
 import logging
-import os
-import threading
 import time
 import uuid
 from functools import cache
-from queue import Empty, SimpleQueue
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -58,11 +50,10 @@ if drainers < tonumber(ARGV[1]) and redis.call('LLEN', KEYS[1]) > drainers - red
 end
 """
 
-# Push the ids and start a drainer if one is wanted (the new place's token, else false); a drainer that
-# takes a run and leaves more waiting than idle drainers starts the next (_TAKE).
-# ARGV: most drainers, stale seconds, a new token, the runs' ids.
+# Push the id and start a drainer if one is wanted (the new place's token, else false).
+# ARGV: most drainers, stale seconds, a new token, the run's id.
 _PUSH = _NOW + """
-redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('RPUSH', KEYS[1], ARGV[4])
 """ + _PRUNE + _TOP_UP + """
 return started
 """
@@ -119,7 +110,7 @@ def _script(source: str, timeout: float):
     return redis_client(timeout).register_script(source)
 
 
-# A push waits at most this long on a Redis that hangs before its runs go as messages instead.
+# A web thread waits at most this long on a Redis that hangs before the run goes as a message instead.
 PUSH_TIMEOUT = 1.0
 # A drainer's BLPOP waits the linger; its calls may wait longer than a push's.
 DRAIN_TIMEOUT = 5.0
@@ -141,100 +132,16 @@ def enabled() -> bool:
     return bool(settings.REDIS_AVAILABLE and settings.ENGINE_ROOM_RUN_LISTS)
 
 
-def push(run_ids: list, queue: str, timeout_seconds: int) -> bool:
-    """Put runs (at most PUSH_BATCH) on their list and start a drainer if one is wanted; False if either
-    failed (the caller sends the runs in messages of their own instead)."""
+def push(run_id, queue: str, timeout_seconds: int) -> bool:
+    """Put a run on its list and start a drainer if one is wanted; False if either failed (the caller sends
+    the run in a message of its own instead)."""
     keys = _keys(queue, timeout_seconds)
     try:
-        token = _script(_PUSH, PUSH_TIMEOUT)(keys=keys, args=[*_limits(), *map(str, run_ids)])
-    except Exception:  # Redis down or hanging: the runs go as messages, as they would without lists
-        logger.warning("Could not put %d run(s) on their list, %s first", len(run_ids), run_ids[0], exc_info=True)
+        token = _script(_PUSH, PUSH_TIMEOUT)(keys=keys, args=[*_limits(), str(run_id)])
+    except Exception:  # Redis down or hanging: the run goes as a message, as it would without lists
+        logger.warning("Could not put run %s on its list", run_id, exc_info=True)
         return False
     return not token or _start(keys, queue, timeout_seconds, token.decode(), PUSH_TIMEOUT)
-
-
-# Most ids in one push: Lua's unpack() takes a few thousand arguments at most.
-PUSH_BATCH = 500
-# This process's pusher: (pid, its queue); a fork inherits the pair but not the thread, hence the pid.
-_pusher: tuple[int, SimpleQueue] | None = None
-_pusher_lock = threading.Lock()
-
-
-def push_soon(run_id, queue: str, timeout_seconds: int) -> None:
-    """Hand a run to this process's pusher thread, which pushes it (with whatever else it was handed
-    meanwhile) without the caller waiting on Redis; runs it cannot push go as messages."""
-    pusher = _pusher
-    pending = pusher[1] if pusher is not None and pusher[0] == os.getpid() else _start_pusher()
-    pending.put((run_id, queue, timeout_seconds))
-
-
-def pushed(timeout: float) -> bool:
-    """Wait until this process's pusher has pushed (or sent) every run handed to it so far; False on timeout."""
-    pusher = _pusher
-    if pusher is None or pusher[0] != os.getpid():
-        return True
-    done = threading.Event()
-    pusher[1].put(done)
-    return done.wait(timeout)
-
-
-def _start_pusher() -> SimpleQueue:
-    global _pusher
-    with _pusher_lock:
-        if _pusher is None or _pusher[0] != os.getpid():
-            pending = SimpleQueue()
-            threading.Thread(target=_push_forever, args=(pending,), name="run-list-pusher", daemon=True).start()
-            _pusher = (os.getpid(), pending)
-        return _pusher[1]
-
-
-def _forked() -> None:
-    global _pusher_lock
-    _pusher_lock = threading.Lock()  # a fork may have copied it held by another thread
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def _push_forever(pending: SimpleQueue) -> None:
-    while True:
-        batch = [pending.get()]
-        while len(batch) < PUSH_BATCH:
-            try:
-                batch.append(pending.get_nowait())
-            except Empty:
-                break
-        _push_batch([item for item in batch if not isinstance(item, threading.Event)])
-        for item in batch:
-            if isinstance(item, threading.Event):
-                item.set()  # everything handed over before it is pushed or sent
-
-
-def _push_batch(batch: list) -> None:
-    """Push a batch's runs, one script call per list; runs that cannot be pushed go in messages of their own."""
-    from workflows.services.runs import send_run
-
-    lists: dict[tuple[str, int], list] = {}
-    for run_id, queue, timeout_seconds in batch:
-        lists.setdefault((queue, timeout_seconds), []).append(run_id)
-    for (queue, timeout_seconds), run_ids in lists.items():
-        try:
-            if push(run_ids, queue, timeout_seconds):
-                continue
-            for run_id in run_ids:
-                # A broker that refuses one message refuses the next after the same retries: the rest
-                # stay queued rows for the sweeper, and the runs handed over since don't wait behind them.
-                if not send_run(run_id, queue, None, timeout_seconds):
-                    break
-        except Exception:  # never let the thread die: the runs are queued rows, which the sweeper resends
-            logger.exception("Could not send %d run(s) of %s", len(run_ids), queue)
-
-
-@atexit.register
-def _push_left() -> None:
-    """At a web process's exit, let its pusher finish what it was handed (a crash leaves that to the sweeper)."""
-    if not pushed(PUSH_TIMEOUT + 1):
-        logger.warning("Exiting with runs not yet on their lists; the sweeper will send them")
 
 
 def _start(keys: list[str], queue: str, timeout_seconds: int, token: str, timeout: float) -> bool:

@@ -27,30 +27,15 @@ def queue_name(kind: str) -> str:
     return f"{settings.QUEUE_PREFIX}{kind}"
 
 
-def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None, *,
-             soon: bool = False) -> bool:
+def dispatch(run_id, queue: str, countdown: float | None = None, timeout_seconds: int | None = None) -> bool:
     """Send a run's task to the broker (False if it could not be sent); a broker that is down loses
     nothing, the sweeper resends. A run due now with a known timeout goes on its queue's list instead,
-    when lists are enabled (workflows/run_lists.py); with `soon`, by this process's pusher thread, after
-    the caller has gone on."""
+    when lists are enabled (workflows/run_lists.py)."""
     from workflows import run_lists
-
-    if not countdown and timeout_seconds and run_lists.enabled():
-        if soon:
-            try:
-                run_lists.push_soon(run_id, queue, timeout_seconds)
-                return True
-            except RuntimeError:  # no thread could be started: push it here
-                logger.warning("Could not start the pusher thread; pushing run %s inline", run_id, exc_info=True)
-        if run_lists.push([run_id], queue, timeout_seconds):
-            return True
-    return send_run(run_id, queue, countdown, timeout_seconds)
-
-
-def send_run(run_id, queue: str, countdown: float | None, timeout_seconds: int | None) -> bool:
-    """Send a run in a message of its own (False if it could not be sent)."""
     from workflows.tasks import run_execute
 
+    if not countdown and timeout_seconds and run_lists.enabled() and run_lists.push(run_id, queue, timeout_seconds):
+        return True
     return _send(run_execute, [str(run_id)], queue, countdown, timeout_seconds, f"run {run_id}")
 
 
@@ -150,10 +135,8 @@ def _queued_run(
     return run, timeout
 
 
-def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, send_soon: bool = False,
-                **fields) -> WorkflowRun:
-    """Write a queued run of the live version (or the draft) and send its task once the write commits
-    (with `send_soon`, by a thread of this process, so that the caller need not wait on Redis).
+def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> WorkflowRun:
+    """Write a queued run of the live version (or the draft) and send its task once the write commits.
 
     `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
     that starts later is not nested in its parent (chain_length counts those hops)."""
@@ -166,7 +149,7 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, send_soon: boo
     if dispatch_on_commit:
         not_before = run.not_before
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None
-        transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout, soon=send_soon))
+        transaction.on_commit(lambda: dispatch(run.id, run.queue, countdown, timeout))
     return run
 
 
