@@ -322,10 +322,11 @@ class WorkflowCallApi(_EndpointApi):
         """A new queued run (`run_id` if given), or (replayed=True) the earlier run of the same key."""
         if not key:
             # Without a key the run row is the only write: one statement in autocommit, no BEGIN/COMMIT
-            # (and, when it is the call's first, no health check before it: config.sql.insert_row).
+            # (and, when it is the call's first, no health check before it: config.sql.insert_row), shared
+            # with the calls this process takes at the same moment (config.sql.GroupInsert).
             run = run_enqueue(
                 workflow=target.workflow, params=params, trigger=RunTrigger.WEBHOOK, draft=self.draft,
-                request=stored, caller=caller, run_id=run_id,
+                request=stored, caller=caller, run_id=run_id, together=True,
             )
             return run, False
         try:

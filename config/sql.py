@@ -4,6 +4,8 @@ import datetime
 import decimal
 import functools
 import json
+import os
+import threading
 import uuid
 from typing import NamedTuple
 
@@ -141,6 +143,98 @@ def insert_row(model, obj) -> None:
             if not model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
                 raise
             mark_written([obj], db)
+
+
+class _Ticket:
+    """A row waiting in a GroupInsert, and what became of it: written, its thread's to write alone, or its
+    thread's turn to write what waits (and the error of a row written alone in a batch of one)."""
+
+    __slots__ = ("obj", "done", "state", "error")
+
+    def __init__(self, obj):
+        self.obj, self.done, self.state, self.error = obj, threading.Event(), "", None
+
+
+class GroupInsert:
+    """Rows of one model that this process's threads insert at the same moment go in one INSERT, so one
+    commit and one wait for its flush to disk serve them all; each thread returns once its row is
+    committed, as with insert_row. A thread arriving while no INSERT is under way writes its row at once;
+    those arriving meanwhile wait, and the first of them then writes all of theirs. Rows of a batch that
+    fails are written again one by one, each by its own thread, so an error is its own call's. Only for
+    a thread outside any transaction: the batch commits in the writing thread's connection."""
+
+    def __init__(self, model):
+        self.model = model
+        self._lock = threading.Lock()
+        self._waiting: list[_Ticket] = []
+        self._busy = False
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        # A fork copies the lock and the queue as another thread may have left them.
+        self._lock, self._waiting, self._busy = threading.Lock(), [], False
+
+    def insert(self, obj) -> None:
+        if connections[router.db_for_write(self.model)].in_atomic_block:
+            insert_row(self.model, obj)  # another thread's commit must not carry this transaction's row
+            return
+        ticket = _Ticket(obj)
+        with self._lock:
+            self._waiting.append(ticket)
+            lead, self._busy = not self._busy, True
+        if not lead:
+            ticket.done.wait()
+        if ticket.state == "lead" or lead:
+            self._write_waiting(ticket)
+        if ticket.error is not None:
+            raise ticket.error
+        if ticket.state == "alone":
+            insert_row(self.model, obj)
+
+    def _write_waiting(self, ticket: _Ticket) -> None:
+        """Write the rows waiting (this thread's among them), then hand the next batch to its first row."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        db = connections[router.db_for_write(self.model)]
+        if len(batch) == 1:
+            try:
+                insert_row(self.model, ticket.obj)
+                state = "written"
+            except Exception as exc:  # raised in this thread once the next batch is under way
+                ticket.error, state = exc, "failed"
+        else:
+            if db.connection is not None:
+                db.health_check_done = True  # as insert_row: a lost connection is retried, row by row
+            objs = [waiting.obj for waiting in batch]
+            try:
+                insert_rows(self.model, objs)
+                state = "written"
+            except (OperationalError, InterfaceError) as exc:
+                state = self._after_lost(db, objs) if connection_lost(exc) else "alone"
+            except Exception:
+                state = "alone"
+        for waiting in batch:
+            waiting.state = state
+            if waiting is not ticket:
+                waiting.done.set()
+        with self._lock:
+            if self._waiting:
+                # The first row to arrive meanwhile writes the next batch, in its own thread.
+                self._waiting[0].state = "lead"
+                self._waiting[0].done.set()
+            else:
+                self._busy = False
+
+    def _after_lost(self, db, objs: list) -> str:
+        """After the connection died under the batch's INSERT: its one statement wrote every row or none."""
+        db.close()
+        try:
+            if self.model._default_manager.using(db.alias).filter(pk__in=[obj.pk for obj in objs]).exists():
+                mark_written(objs, db)
+                return "written"
+        except Exception:  # the database is still away: each call tries its own row, and answers for it
+            pass
+        return "alone"
 
 
 def converted(row, converters, db) -> list:

@@ -7,13 +7,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import NotFoundError
-from config.sql import insert_row, insert_rows
+from config.sql import GroupInsert, insert_row, insert_rows
 from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun
 from workflows.models import Workflow
 from workflows.selectors import runs_stale_q, version_definition
 
 logger = logging.getLogger(__name__)
+
+# Webhook calls outside a transaction write their runs together when they come at the same moment.
+_run_inserts = GroupInsert(WorkflowRun)
 
 _QUEUE_BY_TRIGGER = {
     RunTrigger.WEBHOOK: "interactive",
@@ -135,8 +138,9 @@ def _queued_run(
     return run, timeout
 
 
-def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> WorkflowRun:
-    """Write a queued run of the live version (or the draft) and send its task once the write commits.
+def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, together: bool = False, **fields) -> WorkflowRun:
+    """Write a queued run of the live version (or the draft) and send its task once the write commits;
+    `together` (outside a transaction only): in one INSERT with the runs other threads write meanwhile.
 
     `depth` defaults to the parent's + 1; a scheduled hop passes the parent's own depth, since a run
     that starts later is not nested in its parent (chain_length counts those hops)."""
@@ -145,7 +149,10 @@ def run_enqueue(*, trigger: str, dispatch_on_commit: bool = True, **fields) -> W
         # once an enforced monthly WU budget is used up (no query when there is no budget).
         check_wu_budget()
     run, timeout = _queued_run(trigger=trigger, **fields)
-    insert_row(WorkflowRun, run)
+    if together:
+        _run_inserts.insert(run)
+    else:
+        insert_row(WorkflowRun, run)
     if dispatch_on_commit:
         not_before = run.not_before
         countdown = (not_before - timezone.now()).total_seconds() if not_before else None

@@ -1,0 +1,165 @@
+"""Webhook runs written at the same moment share one INSERT (config.sql.GroupInsert), each call still
+returning only once its own row is committed, and failing only for its own error."""
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+
+from config import sql
+from logs.models import WorkflowRun
+from tests.reliability.drills import marking_workflow
+from workflows.services import run_enqueue, runs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAITING = 12
+
+
+def _held_first_insert(monkeypatch, release: threading.Event) -> list[int]:
+    """insert_rows, with its first call held until `release` is set: the rows each call wrote, in order."""
+    real, calls = sql.insert_rows, []
+
+    def insert_rows(model, objs):
+        calls.append(len(objs))
+        if len(calls) == 1:
+            assert release.wait(20), "the test never released the first INSERT"
+        real(model, objs)
+
+    monkeypatch.setattr(sql, "insert_rows", insert_rows)
+    return calls
+
+
+def _in_thread(target, results: dict, key) -> threading.Thread:
+    def run():
+        try:
+            results[key] = target()
+        except Exception as exc:  # the test asserts on it
+            results[key] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _enqueue(workflow, n: int, **fields):
+    return lambda: run_enqueue(workflow=workflow, params={"n": n}, trigger="webhook", dispatch_on_commit=False,
+                               together=True, **fields)
+
+
+def _wait_for_waiting(count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(runs._run_inserts._waiting) < count:
+        assert time.monotonic() < deadline, f"{len(runs._run_inserts._waiting)} rows waiting, not {count}"
+        time.sleep(0.01)
+
+
+def test_runs_written_meanwhile_share_one_insert(monkeypatch):
+    """While one call's INSERT is under way, twelve more calls wait, then all twelve go in one statement;
+    none returns before its row is committed."""
+    workflow = marking_workflow("together")
+    release = threading.Event()
+    calls = _held_first_insert(monkeypatch, release)
+    results: dict = {}
+    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
+    while not calls:
+        time.sleep(0.01)
+    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
+    _wait_for_waiting(WAITING)
+    assert WorkflowRun.objects.count() == 0 and len(results) == 0  # nobody answered before a commit
+    release.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert calls == [1, WAITING]
+    ids = {results[n].id for n in range(WAITING + 1)}
+    assert set(WorkflowRun.objects.values_list("id", flat=True)) == ids
+    assert sorted(WorkflowRun.objects.values_list("params__n", flat=True)) == list(range(WAITING + 1))
+
+
+def test_a_bad_row_fails_only_its_own_call(monkeypatch):
+    """A batch with one row the database refuses is written again row by row: that call gets the error,
+    the others their runs."""
+    workflow = marking_workflow("one_bad")
+    release = threading.Event()
+    calls = _held_first_insert(monkeypatch, release)
+    results: dict = {}
+    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
+    while not calls:
+        time.sleep(0.01)
+    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING)]
+    # A run id that is already taken: the batch's INSERT fails on its primary key.
+    taken = WorkflowRun.objects.create(workflow=workflow, workflow_name="one_bad", trigger="manual", params={},
+                                       id=uuid.uuid4())
+    threads.append(_in_thread(_enqueue(workflow, WAITING, run_id=taken.id), results, WAITING))
+    _wait_for_waiting(WAITING)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert calls[:2] == [1, WAITING]  # the batch, then each row alone
+    assert isinstance(results[WAITING], IntegrityError)
+    assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING))
+    written = set(WorkflowRun.objects.exclude(id=taken.id).values_list("id", flat=True))
+    assert written == {results[n].id for n in range(WAITING)}
+
+
+def test_a_run_in_a_transaction_is_never_carried_by_another_calls_commit(monkeypatch):
+    """With another call's INSERT under way, a run written inside a transaction does not wait to join it:
+    it is written in its own transaction, and rolled back with it."""
+    workflow = marking_workflow("apart")
+    release = threading.Event()
+    calls = _held_first_insert(monkeypatch, release)
+    results: dict = {}
+    leader = _in_thread(_enqueue(workflow, 0), results, 0)
+    while not calls:
+        time.sleep(0.01)
+    try:
+        with transaction.atomic():
+            inside = _enqueue(workflow, 1)()  # would wait for `release` if it joined the batch
+            assert WorkflowRun.objects.filter(id=inside.id).exists()
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    release.set()
+    leader.join(20)
+
+    assert not WorkflowRun.objects.filter(id=inside.id).exists()
+    assert list(WorkflowRun.objects.values_list("id", flat=True)) == [results[0].id]
+    assert connection.in_atomic_block is False
+
+
+def test_a_batch_written_before_its_answer_was_lost_counts_as_written(monkeypatch):
+    """The connection dies after the batch's INSERT committed: every call gets its run, and no row is
+    written twice (the statement wrote all of them or none)."""
+    from django.db import OperationalError
+
+    workflow = marking_workflow("lost_answer")
+    release = threading.Event()
+    real, calls = sql.insert_rows, []
+
+    def insert_rows(model, objs):
+        calls.append(len(objs))
+        if len(calls) == 1:
+            assert release.wait(20)
+        real(model, objs)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(sql, "insert_rows", insert_rows)
+    results: dict = {}
+    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
+    while not calls:
+        time.sleep(0.01)
+    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
+    _wait_for_waiting(WAITING)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert calls == [1, WAITING]
+    assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
+    assert set(WorkflowRun.objects.values_list("id", flat=True)) == {results[n].id for n in range(WAITING + 1)}
