@@ -146,22 +146,23 @@ def insert_row(model, obj) -> None:
 
 
 class _Ticket:
-    """A row waiting in a GroupInsert, and what became of it: written, its thread's to write alone, or its
-    thread's turn to write what waits (and the error of a row written alone in a batch of one)."""
+    """A row waiting in a GroupInsert, what became of it, and the error of a row its own thread wrote."""
 
     __slots__ = ("obj", "done", "state", "error")
 
     def __init__(self, obj):
-        self.obj, self.done, self.state, self.error = obj, threading.Event(), "", None
+        # Until a writer says otherwise, the row is its own thread's to write (see _write_waiting's finally).
+        self.obj, self.done, self.state, self.error = obj, threading.Event(), "alone", None
 
 
 class GroupInsert:
-    """Rows of one model that this process's threads insert at the same moment go in one INSERT, so one
-    commit and one wait for its flush to disk serve them all; each thread returns once its row is
-    committed, as with insert_row. A thread arriving while no INSERT is under way writes its row at once;
-    those arriving meanwhile wait, and the first of them then writes all of theirs. Rows of a batch that
-    fails are written again one by one, each by its own thread, so an error is its own call's. Only for
-    a thread outside any transaction: the batch commits in the writing thread's connection."""
+    """Rows of one model that this process's threads insert at the same moment, in one INSERT (docs/api.md)."""
+
+    # A thread arriving while no INSERT is under way writes its row at once; those arriving meanwhile wait,
+    # and the first of them then writes all of theirs, so one commit, and one wait for its flush to disk,
+    # serves the batch. Each thread returns once its own row is committed. Outside transactions only: the
+    # batch commits in the writing thread's connection. One instance per model and process, made at import
+    # (register_at_fork keeps it for good).
 
     def __init__(self, model):
         self.model = model
@@ -175,6 +176,7 @@ class GroupInsert:
         self._lock, self._waiting, self._busy = threading.Lock(), [], False
 
     def insert(self, obj) -> None:
+        """insert_row, shared with the rows other threads insert meanwhile."""
         if connections[router.db_for_write(self.model)].in_atomic_block:
             insert_row(self.model, obj)  # another thread's commit must not carry this transaction's row
             return
@@ -184,57 +186,76 @@ class GroupInsert:
             lead, self._busy = not self._busy, True
         if not lead:
             ticket.done.wait()
-        if ticket.state == "lead" or lead:
+        if lead or ticket.state == "lead":
             self._write_waiting(ticket)
         if ticket.error is not None:
             raise ticket.error
         if ticket.state == "alone":
             insert_row(self.model, obj)
+        elif ticket.state == "unknown":
+            self._insert_unless_written(obj)
 
     def _write_waiting(self, ticket: _Ticket) -> None:
         """Write the rows waiting (this thread's among them), then hand the next batch to its first row."""
         with self._lock:
             batch, self._waiting = self._waiting, []
-        db = connections[router.db_for_write(self.model)]
-        if len(batch) == 1:
-            try:
-                insert_row(self.model, ticket.obj)
-                state = "written"
-            except Exception as exc:  # raised in this thread once the next batch is under way
-                ticket.error, state = exc, "failed"
-        else:
-            if db.connection is not None:
-                db.health_check_done = True  # as insert_row: a lost connection is retried, row by row
-            objs = [waiting.obj for waiting in batch]
-            try:
-                insert_rows(self.model, objs)
-                state = "written"
-            except (OperationalError, InterfaceError) as exc:
-                state = self._after_lost(db, objs) if connection_lost(exc) else "alone"
-            except Exception:
-                state = "alone"
-        for waiting in batch:
-            waiting.state = state
-            if waiting is not ticket:
-                waiting.done.set()
-        with self._lock:
-            if self._waiting:
-                # The first row to arrive meanwhile writes the next batch, in its own thread.
-                self._waiting[0].state = "lead"
-                self._waiting[0].done.set()
-            else:
-                self._busy = False
-
-    def _after_lost(self, db, objs: list) -> str:
-        """After the connection died under the batch's INSERT: its one statement wrote every row or none."""
-        db.close()
+        state = "alone"
         try:
+            if len(batch) == 1:
+                try:
+                    insert_row(self.model, ticket.obj)  # with its retry after a lost connection
+                    state = "written"
+                except Exception as exc:  # raised in this thread once the next batch is under way
+                    ticket.error, state = exc, "failed"
+            else:
+                state = self._write_batch([waiting.obj for waiting in batch])
+        finally:
+            # Whatever happened, every waiting thread wakes and the next batch gets a writer: a thread that
+            # never learns its row's fate writes it alone (the state's default).
+            for waiting in batch:
+                waiting.state = state if state != "failed" or waiting is ticket else "alone"
+                if waiting is not ticket:
+                    waiting.done.set()
+            with self._lock:
+                if self._waiting:
+                    # The first row to arrive meanwhile writes the next batch, in its own thread.
+                    self._waiting[0].state = "lead"
+                    self._waiting[0].done.set()
+                else:
+                    self._busy = False
+
+    def _write_batch(self, objs: list) -> str:
+        """One INSERT of objs: "written", "alone" (refused: each row again by its thread) or "unknown"."""
+        db = connections[router.db_for_write(self.model)]
+        if db.connection is not None:
+            db.health_check_done = True  # as insert_row: a lost connection is dealt with below
+        try:
+            insert_rows(self.model, objs)
+            return "written"
+        except (OperationalError, InterfaceError) as exc:
+            if not connection_lost(exc):
+                return "alone"
+        except Exception:
+            return "alone"
+        # The connection died under the statement, which wrote every row or none.
+        try:
+            db.close()
             if self.model._default_manager.using(db.alias).filter(pk__in=[obj.pk for obj in objs]).exists():
                 mark_written(objs, db)
                 return "written"
-        except Exception:  # the database is still away: each call tries its own row, and answers for it
-            pass
-        return "alone"
+            return "alone"
+        except Exception:  # the database is still away: each thread tries its row, and answers for it
+            return "unknown"
+
+    def _insert_unless_written(self, obj) -> None:
+        """insert_row for a row a lost batch may have written: already there (its key taken), it counts as written."""
+        try:
+            insert_row(self.model, obj)
+        except IntegrityError:
+            db = connections[router.db_for_write(self.model)]
+            if not self.model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
+                raise
+            mark_written([obj], db)
 
 
 def converted(row, converters, db) -> list:

@@ -17,6 +17,26 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAITING = 12
 
 
+@pytest.fixture(autouse=True)
+def _idle_group():
+    """Every test leaves the process's group idle: a batch left half-handed-over would hang every later call."""
+    yield
+    assert runs._run_inserts._busy is False and runs._run_inserts._waiting == []
+
+
+def _until(predicate) -> None:
+    deadline = time.monotonic() + 20
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _join(threads: list) -> None:
+    for thread in threads:
+        thread.join(20)
+        assert not thread.is_alive(), "a call never returned"
+
+
 def _held_first_insert(monkeypatch, release: threading.Event) -> list[int]:
     """insert_rows, with its first call held until `release` is set: the rows each call wrote, in order."""
     real, calls = sql.insert_rows, []
@@ -51,10 +71,7 @@ def _enqueue(workflow, n: int, **fields):
 
 
 def _wait_for_waiting(count: int) -> None:
-    deadline = time.monotonic() + 20
-    while len(runs._run_inserts._waiting) < count:
-        assert time.monotonic() < deadline, f"{len(runs._run_inserts._waiting)} rows waiting, not {count}"
-        time.sleep(0.01)
+    _until(lambda: len(runs._run_inserts._waiting) >= count)
 
 
 def test_runs_written_meanwhile_share_one_insert(monkeypatch):
@@ -65,14 +82,12 @@ def test_runs_written_meanwhile_share_one_insert(monkeypatch):
     calls = _held_first_insert(monkeypatch, release)
     results: dict = {}
     threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    while not calls:
-        time.sleep(0.01)
+    _until(lambda: calls)
     threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
     _wait_for_waiting(WAITING)
     assert WorkflowRun.objects.count() == 0 and len(results) == 0  # nobody answered before a commit
     release.set()
-    for thread in threads:
-        thread.join(20)
+    _join(threads)
 
     assert calls == [1, WAITING]
     ids = {results[n].id for n in range(WAITING + 1)}
@@ -88,8 +103,7 @@ def test_a_bad_row_fails_only_its_own_call(monkeypatch):
     calls = _held_first_insert(monkeypatch, release)
     results: dict = {}
     threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    while not calls:
-        time.sleep(0.01)
+    _until(lambda: calls)
     threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING)]
     # A run id that is already taken: the batch's INSERT fails on its primary key.
     taken = WorkflowRun.objects.create(workflow=workflow, workflow_name="one_bad", trigger="manual", params={},
@@ -97,8 +111,7 @@ def test_a_bad_row_fails_only_its_own_call(monkeypatch):
     threads.append(_in_thread(_enqueue(workflow, WAITING, run_id=taken.id), results, WAITING))
     _wait_for_waiting(WAITING)
     release.set()
-    for thread in threads:
-        thread.join(20)
+    _join(threads)
 
     assert calls[:2] == [1, WAITING]  # the batch, then each row alone
     assert isinstance(results[WAITING], IntegrityError)
@@ -115,8 +128,7 @@ def test_a_run_in_a_transaction_is_never_carried_by_another_calls_commit(monkeyp
     calls = _held_first_insert(monkeypatch, release)
     results: dict = {}
     leader = _in_thread(_enqueue(workflow, 0), results, 0)
-    while not calls:
-        time.sleep(0.01)
+    _until(lambda: calls)
     try:
         with transaction.atomic():
             inside = _enqueue(workflow, 1)()  # would wait for `release` if it joined the batch
@@ -125,7 +137,7 @@ def test_a_run_in_a_transaction_is_never_carried_by_another_calls_commit(monkeyp
     except RuntimeError:
         pass
     release.set()
-    leader.join(20)
+    _join([leader])
 
     assert not WorkflowRun.objects.filter(id=inside.id).exists()
     assert list(WorkflowRun.objects.values_list("id", flat=True)) == [results[0].id]
@@ -152,14 +164,42 @@ def test_a_batch_written_before_its_answer_was_lost_counts_as_written(monkeypatc
     monkeypatch.setattr(sql, "insert_rows", insert_rows)
     results: dict = {}
     threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    while not calls:
-        time.sleep(0.01)
+    _until(lambda: calls)
     threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
     _wait_for_waiting(WAITING)
     release.set()
-    for thread in threads:
-        thread.join(20)
+    _join(threads)
 
     assert calls == [1, WAITING]
     assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
     assert set(WorkflowRun.objects.values_list("id", flat=True)) == {results[n].id for n in range(WAITING + 1)}
+
+
+def test_a_batch_lost_before_it_was_written_is_written_by_each_call(monkeypatch):
+    """The connection dies before the batch's INSERT reached the database: each call writes its own run."""
+    from django.db import OperationalError
+
+    workflow = marking_workflow("lost_early")
+    release = threading.Event()
+    real, calls = sql.insert_rows, []
+
+    def insert_rows(model, objs):
+        calls.append(len(objs))
+        if len(calls) == 1:
+            assert release.wait(20)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        real(model, objs)
+
+    monkeypatch.setattr(sql, "insert_rows", insert_rows)
+    results: dict = {}
+    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
+    _until(lambda: calls)
+    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
+    _wait_for_waiting(WAITING)
+    release.set()
+    _join(threads)
+
+    assert calls == [1, WAITING] + [1] * WAITING
+    assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
+    assert WorkflowRun.objects.count() == WAITING + 1
