@@ -364,6 +364,58 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
+### Session 13's machine: three full runs of tree e17979a (O1–O36)
+
+An AMD EPYC again, slower than session 11's and busy: its baselines took 784–954 req/s of intake (best of
+three; 1,110–1,230 on session 11's machine) and kept up with 356–432 webhook calls a second (489–608), and each
+run started with a load average of 1.3–2.4 after the paired measurements before it. This session's change,
+O36, writes the runs of webhook calls that a web process takes at the same moment in one INSERT. Intake at 16
+connections met the target in all three runs (62%, 70%, 67%), at 64 connections in one (52%, 59%, 68%), and
+sustained load in one (45%, 52%, 61%). The 10,000-item list missed in all three (36%, 38%, 46%). Its items
+are not webhook calls, and the tree before O36 ran them no faster: a paired `--only drain,bulk` run of each
+tree right after gave 309 items/s for 0a99ccc and 298 for this one (55% and 49% of their own no-op drains,
+560 and 608 tasks/s). The review's fixes to O36 (a844223) change only what happens when a batch fails. Side
+by side (the last column: met when most runs met it):
+
+{_across(_load_saved("session13-run-3.json")[0], ["session13-run-1.json", "session13-run-2.json"])}
+
+{_saved_run("session13-run-1.json")}
+
+{_saved_run("session13-run-2.json")}
+
+{_saved_run("session13-run-3.json")}
+
+### Measured and not adopted (session 13)
+
+An AMD EPYC machine again (session 11's kind), whose speed swung by a third within minutes: the bare
+baseline's burst took 886–1,303 req/s in four intake-only runs within 40 minutes. So each change below was
+measured in pairs on one stack: the webs of the two trees (gunicorn `--chdir` on a clone) on their own ports,
+served by the same PostgreSQL, Redis and, for sustained load, the same workers, alternating windows.
+
+- **Where the intake burst's time goes** (web alone, no worker draining, `wrk` at 16 connections, CPU of each
+  process tree per call): Engine Room's web 2.1–2.9 ms, PostgreSQL 0.29–0.42 ms, Redis 0.10–0.17 ms; the
+  baseline's web 1.5–2.4 ms and Redis 0.05 ms. But Engine Room's two web processes were busy only 61–74% of
+  the time each, the baseline's 88–93%, and the machine sat 11–24% idle against 2–5%. With 2, 4 or 8 threads
+  a process the share stayed at 66–74%. py-spy (`--idle`) found the threads at their socket calls: Redis's in
+  34% of the samples, PostgreSQL's in 28%, the answer's write in 8%.
+- **Asynchronous commit, as an upper bound** (two webs of one tree, one with `PGOPTIONS=-c
+  synchronous_commit=off`, 8 bursts each, alternating): 467 req/s median with durable commits (365–529), 650
+  without (488–694), every pair the same way, idle 12–25% against 7–11%. The wait for the commit's flush
+  was what held the web processes idle. Not adopted: a 202 must mean the run survives a crash, and an
+  asynchronous commit loses the last calls' runs, which their senders will not send again. O36 shares the
+  wait instead.
+- **The web's list push in a thread of its own** (commits 9277c45 and 8ea49e7, reverted in 0a99ccc): an async
+  call handed its run's id to a thread per web process, which pushed what it was handed meanwhile in one
+  script call, so the call made one round trip fewer. Burst, 8 pairs: 573 against 580 req/s (medians).
+  Sustained against shared workers, 4 rounds: 148–189 against 143–278 runs/s unpaced, 192–266 against
+  181–262 paced. Two whole intake runs of each tree: within the machine's swing. Nothing measurable, for a
+  thread per process and runs that a killed web process would leave to the sweeper.
+- **Stack CPU per run at about 200 runs/s** (paced, before O36): web 3.3 ms, workers 3.4 (1.2 the
+  `interactive` one, 2.1 the other), PostgreSQL 1.7, Redis 0.3: 8.7 ms. The baseline at 228 tasks/s: web 3.3,
+  worker 2.3, Redis 0.3: 5.9 ms. The web costs the same on both sides; the gap is the run itself, three
+  steps and four statements (the `INSERT`, the claim, the search, the commit that ends it) against a no-op
+  task.
+
 ### Session 12's machine: three full runs of tree 177c80d (O1–O35)
 
 An Intel Xeon at 2.8 GHz, much slower per core than the machines before it: the engine's Python for one
