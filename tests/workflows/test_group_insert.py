@@ -5,7 +5,7 @@ import time
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from config import sql
 from logs.models import WorkflowRun
@@ -37,15 +37,21 @@ def _join(threads: list) -> None:
         assert not thread.is_alive(), "a call never returned"
 
 
-def _held_first_insert(monkeypatch, release: threading.Event) -> list[int]:
-    """insert_rows, with its first call held until `release` is set: the rows each call wrote, in order."""
+def _held_first_insert(monkeypatch, release: threading.Event, lose_batch: str = "") -> list[int]:
+    """insert_rows, its first call held until `release` is set and, with lose_batch "before" or "after", the
+    connection lost before or after the second call's INSERT: the rows each call wrote, in order."""
     real, calls = sql.insert_rows, []
 
     def insert_rows(model, objs):
         calls.append(len(objs))
         if len(calls) == 1:
             assert release.wait(20), "the test never released the first INSERT"
+        lost = len(calls) == 2 and lose_batch
+        if lost == "before":
+            raise OperationalError("server closed the connection unexpectedly")
         real(model, objs)
+        if lost == "after":
+            raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(sql, "insert_rows", insert_rows)
     return calls
@@ -74,17 +80,22 @@ def _wait_for_waiting(count: int) -> None:
     _until(lambda: len(runs._run_inserts._waiting) >= count)
 
 
+def _one_then_waiting(workflow, calls: list, results: dict, count: int) -> list[threading.Thread]:
+    """Call 0 starts the held INSERT; calls 1..count then wait behind it."""
+    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
+    _until(lambda: calls)
+    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, count + 1)]
+    _wait_for_waiting(count)
+    return threads
+
+
 def test_runs_written_meanwhile_share_one_insert(monkeypatch):
     """While one call's INSERT is under way, twelve more calls wait, then all twelve go in one statement;
     none returns before its row is committed."""
-    workflow = marking_workflow("together")
     release = threading.Event()
     calls = _held_first_insert(monkeypatch, release)
     results: dict = {}
-    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    _until(lambda: calls)
-    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
-    _wait_for_waiting(WAITING)
+    threads = _one_then_waiting(marking_workflow("together"), calls, results, WAITING)
     assert WorkflowRun.objects.count() == 0 and len(results) == 0  # nobody answered before a commit
     release.set()
     _join(threads)
@@ -144,62 +155,18 @@ def test_a_run_in_a_transaction_is_never_carried_by_another_calls_commit(monkeyp
     assert connection.in_atomic_block is False
 
 
-def test_a_batch_written_before_its_answer_was_lost_counts_as_written(monkeypatch):
-    """The connection dies after the batch's INSERT committed: every call gets its run, and no row is
-    written twice (the statement wrote all of them or none)."""
-    from django.db import OperationalError
-
-    workflow = marking_workflow("lost_answer")
+@pytest.mark.parametrize(("lose_batch", "rows_alone"), [("after", 0), ("before", WAITING)])
+def test_a_batch_whose_connection_died_gives_every_call_its_run_once(monkeypatch, lose_batch, rows_alone):
+    """The connection dies after the batch's INSERT committed (its rows are there: written) or before it
+    reached the database (none is: each call writes its own): every call gets its run, none twice."""
     release = threading.Event()
-    real, calls = sql.insert_rows, []
-
-    def insert_rows(model, objs):
-        calls.append(len(objs))
-        if len(calls) == 1:
-            assert release.wait(20)
-        real(model, objs)
-        if len(calls) == 2:
-            raise OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(sql, "insert_rows", insert_rows)
+    calls = _held_first_insert(monkeypatch, release, lose_batch=lose_batch)
     results: dict = {}
-    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    _until(lambda: calls)
-    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
-    _wait_for_waiting(WAITING)
+    threads = _one_then_waiting(marking_workflow(f"lost_{lose_batch}"), calls, results, WAITING)
     release.set()
     _join(threads)
 
-    assert calls == [1, WAITING]
-    assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
-    assert set(WorkflowRun.objects.values_list("id", flat=True)) == {results[n].id for n in range(WAITING + 1)}
-
-
-def test_a_batch_lost_before_it_was_written_is_written_by_each_call(monkeypatch):
-    """The connection dies before the batch's INSERT reached the database: each call writes its own run."""
-    from django.db import OperationalError
-
-    workflow = marking_workflow("lost_early")
-    release = threading.Event()
-    real, calls = sql.insert_rows, []
-
-    def insert_rows(model, objs):
-        calls.append(len(objs))
-        if len(calls) == 1:
-            assert release.wait(20)
-        if len(calls) == 2:
-            raise OperationalError("server closed the connection unexpectedly")
-        real(model, objs)
-
-    monkeypatch.setattr(sql, "insert_rows", insert_rows)
-    results: dict = {}
-    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    _until(lambda: calls)
-    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING + 1)]
-    _wait_for_waiting(WAITING)
-    release.set()
-    _join(threads)
-
-    assert calls == [1, WAITING] + [1] * WAITING
+    assert calls == [1, WAITING] + [1] * rows_alone
     assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
     assert WorkflowRun.objects.count() == WAITING + 1
+    assert set(WorkflowRun.objects.values_list("id", flat=True)) == {results[n].id for n in range(WAITING + 1)}
