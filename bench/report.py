@@ -410,6 +410,12 @@ served by the same PostgreSQL, Redis and, for sustained load, the same workers, 
   Sustained against shared workers, 4 rounds: 148–189 against 143–278 runs/s unpaced, 192–266 against
   181–262 paced. Two whole intake runs of each tree: within the machine's swing. Nothing measurable, for a
   thread per process and runs that a killed web process would leave to the sweeper.
+- **The claim's commit not waiting for its flush** (`set_config('synchronous_commit', 'off', true)` in the
+  claim's statement, after O36; pgbench of such an UPDATE: 0.18 against 0.38 ms). Safe, as argued in
+  session 12: a claim lost in a crash leaves the run queued, and any later commit of the run flushes it.
+  Whole stacks of each tree, alternating, 3 rounds: 162, 182 and 197 runs/s unpaced against 179, 144 and
+  157, and 177, 260 and 233 paced against 202, 193 and 198; CPU per run 6.9–10.3 ms against 8.5–11.0. Two
+  rounds of three went its way, one the other: not shown beyond the machine's swing, so not adopted.
 - **Stack CPU per run at about 200 runs/s** (paced, before O36): web 3.3 ms, workers 3.4 (1.2 the
   `interactive` one, 2.1 the other), PostgreSQL 1.7, Redis 0.3: 8.7 ms. The baseline at 228 tasks/s: web 3.3,
   worker 2.3, Redis 0.3: 5.9 ms. The web costs the same on both sides; the gap is the run itself, three
