@@ -237,15 +237,16 @@ class GroupInsert:
                 return "alone"
         except Exception:
             return "alone"
-        # The connection died under the statement, which wrote every row or none.
+        # The connection died under the statement, which wrote every row or none; rows not seen yet may still
+        # be committing, so each thread then writes its own, a key already taken counting as written.
         try:
             db.close()
             if self.model._default_manager.using(db.alias).filter(pk__in=[obj.pk for obj in objs]).exists():
                 mark_written(objs, db)
                 return "written"
-            return "alone"
         except Exception:  # the database is still away: each thread tries its row, and answers for it
-            return "unknown"
+            pass
+        return "unknown"
 
     def _insert_unless_written(self, obj) -> None:
         """insert_row for a row a lost batch may have written: already there (its key taken), it counts as written."""

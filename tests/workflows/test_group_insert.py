@@ -170,3 +170,13 @@ def test_a_batch_whose_connection_died_gives_every_call_its_run_once(monkeypatch
     assert all(isinstance(results[n], WorkflowRun) for n in range(WAITING + 1))
     assert WorkflowRun.objects.count() == WAITING + 1
     assert set(WorkflowRun.objects.values_list("id", flat=True)) == {results[n].id for n in range(WAITING + 1)}
+
+
+def test_a_call_writing_alone_gets_its_own_error_and_leaves_the_group_idle():
+    """With no other call under way, a run the database refuses fails its call, and the next call writes."""
+    workflow = marking_workflow("alone")
+    taken = _enqueue(workflow, 0)()
+    with pytest.raises(IntegrityError):
+        _enqueue(workflow, 1, run_id=taken.id)()
+    assert runs._run_inserts._busy is False
+    assert WorkflowRun.objects.filter(id=_enqueue(workflow, 2)().id).exists()
