@@ -123,6 +123,15 @@ def insert_rows(model, objs: list) -> None:
     mark_written(objs, db)
 
 
+def _found_written(model, objs: list, db) -> bool:
+    """Whether objs' rows are there (by primary key), a statement whose answer was lost having written them;
+    if so they are marked written."""
+    if not model._default_manager.using(db.alias).filter(pk__in=[obj.pk for obj in objs]).exists():
+        return False
+    mark_written(objs, db)
+    return True
+
+
 def insert_row(model, obj) -> None:
     """insert_rows for one row; outside a transaction, a connection that died while idle is replaced and
     the INSERT tried once more, and a row that the first try wrote before its answer was lost counts as
@@ -140,9 +149,8 @@ def insert_row(model, obj) -> None:
         try:
             insert_rows(model, [obj])
         except IntegrityError:
-            if not model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
+            if not _found_written(model, [obj], db):
                 raise
-            mark_written([obj], db)
 
 
 class _Ticket:
@@ -206,14 +214,14 @@ class GroupInsert:
                     insert_row(self.model, ticket.obj)  # with its retry after a lost connection
                     state = "written"
                 except Exception as exc:  # raised in this thread once the next batch is under way
-                    ticket.error, state = exc, "failed"
+                    ticket.error = exc
             else:
                 state = self._write_batch([waiting.obj for waiting in batch])
         finally:
             # Whatever happened, every waiting thread wakes and the next batch gets a writer: a thread that
             # never learns its row's fate writes it alone (the state's default).
             for waiting in batch:
-                waiting.state = state if state != "failed" or waiting is ticket else "alone"
+                waiting.state = state
                 if waiting is not ticket:
                     waiting.done.set()
             with self._lock:
@@ -241,8 +249,7 @@ class GroupInsert:
         # be committing, so each thread then writes its own, a key already taken counting as written.
         try:
             db.close()
-            if self.model._default_manager.using(db.alias).filter(pk__in=[obj.pk for obj in objs]).exists():
-                mark_written(objs, db)
+            if _found_written(self.model, objs, db):
                 return "written"
         except Exception:  # the database is still away: each thread tries its row, and answers for it
             pass
@@ -253,10 +260,8 @@ class GroupInsert:
         try:
             insert_row(self.model, obj)
         except IntegrityError:
-            db = connections[router.db_for_write(self.model)]
-            if not self.model._default_manager.using(db.alias).filter(pk=obj.pk).exists():
+            if not _found_written(self.model, [obj], connections[router.db_for_write(self.model)]):
                 raise
-            mark_written([obj], db)
 
 
 def converted(row, converters, db) -> list:

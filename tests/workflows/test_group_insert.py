@@ -113,9 +113,7 @@ def test_a_bad_row_fails_only_its_own_call(monkeypatch):
     release = threading.Event()
     calls = _held_first_insert(monkeypatch, release)
     results: dict = {}
-    threads = [_in_thread(_enqueue(workflow, 0), results, 0)]
-    _until(lambda: calls)
-    threads += [_in_thread(_enqueue(workflow, n), results, n) for n in range(1, WAITING)]
+    threads = _one_then_waiting(workflow, calls, results, WAITING - 1)
     # A run id that is already taken: the batch's INSERT fails on its primary key.
     taken = WorkflowRun.objects.create(workflow=workflow, workflow_name="one_bad", trigger="manual", params={},
                                        id=uuid.uuid4())
