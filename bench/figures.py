@@ -254,9 +254,11 @@ class Bench:
             self.memory(name, moment, process)
 
     def purge_queues(self) -> None:
-        """Drop the messages waiting in the bench's queues (never the exchange bindings, which workers need)."""
+        """Drop the messages waiting in the bench's queues (never the exchange bindings, which workers need),
+        and the run lists with their drainers' places: a place whose drainer message was dropped would
+        otherwise hold its slot until it went stale, 30 s, and starve the next load of drainers."""
         for key in self.redis.scan_iter(match=f"{stack.QUEUE_PREFIX}*"):
-            if self.redis.type(key) == b"list":
+            if self.redis.type(key) == b"list" or b"er:runs:" in key:
                 self.redis.delete(key)
         self.redis.delete("unacked", "unacked_index")
 
