@@ -81,6 +81,55 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     return sql, [field.attname for field in fields], converters
 
 
+def _claim_params(db, run_id, now) -> list:
+    """The parameters of _claim_statement for the run `run_id`, claimed at `now`."""
+    when = WorkflowRun._meta.get_field("lease_expires_at")
+    return [
+        RunStatus.RUNNING, when.get_db_prep_value(_lease_until(), db), when.get_db_prep_value(now, db), False,
+        WorkflowRun._meta.pk.get_db_prep_value(run_id, db), RunStatus.QUEUED,
+        # A second of slack: a countdown message may arrive a moment before its not_before.
+        when.get_db_prep_value(now + timedelta(seconds=1), db),
+    ]
+
+
+class NextRun:
+    """The run a drainer (or a message of several runs) executes after `after`: taken (by `take`, from the
+    run list or the message) only when the end of `after` is written, and on PostgreSQL claimed in that
+    end's statement, a statement and a commit fewer per run (docs/engine.md, "Run lists"). The caller then
+    executes `claimed`, or claims `run_id` itself when the end could not carry the claim (lost, refused,
+    rolled back)."""
+
+    def __init__(self, after, take: Callable[[], str | None]):
+        self.after = after
+        self.take = take
+        self.tried = False
+        self.run_id: str | None = None
+        self.claimed: WorkflowRun | None = None
+
+
+# The NextRun offered while the drainer executes the run before it.
+next_run: ContextVar[NextRun | None] = ContextVar("next_run", default=None)
+
+
+def _next_claim(db, run: WorkflowRun, changes: dict, own_blocks: int) -> tuple[NextRun, list] | None:
+    """The drainer's NextRun whose claim rides on this write of `run`'s end, its run taken now, and the
+    claim's parameters; None when there is none. Nothing about the next run may fail this end: an id
+    that cannot be taken or claimed here is left to the drainer, which executes it as it would any.
+    `own_blocks`: the atomic blocks the engine opened around the write (its step's transaction, or none);
+    inside anyone else's the claim could stay uncommitted while the drainer believed it, so none rides."""
+    offer = next_run.get()
+    if (offer is None or offer.tried or str(offer.after) != str(run.id) or "finished_at" not in changes
+            or db.vendor != "postgresql" or len(db.atomic_blocks) != own_blocks):
+        return None
+    offer.tried = True
+    try:
+        offer.run_id = offer.take()
+        return (offer, _claim_params(db, offer.run_id, timezone.now())) if offer.run_id is not None else None
+    except Exception:  # Redis away, or not a run's id: the drainer meets it again on its own
+        logger.warning("Run %s could not take or claim the run after it", run.id, exc_info=True)
+        return None
+
+
 # Writes other apps add to the statement that ends a run on PostgreSQL (every end the engine writes: with
 # step logs or without), by name: each a function (db, run) -> (SQL, params) or None, the SQL being
 # data-modifying WITH items that read the ended run's id from `claimed` (so they write only if the end
@@ -100,7 +149,8 @@ def ending_write(name: str):
 
 
 @functools.lru_cache(maxsize=256)
-def _progress_statement(db, columns: tuple[str, ...], with_rows: bool, extra: tuple[str, ...] = ()) -> str:
+def _progress_statement(db, columns: tuple[str, ...], with_rows: bool, extra: tuple[str, ...] = (),
+                        claim_next: bool = False) -> str:
     """The UPDATE of a claimed run's columns (and `wu = wu + %s`) that holds only while this worker has
     the claim, returning cancel_requested; with_rows or `extra`, a data-modifying WITH that also inserts the
     step logs of one JSON parameter and runs the `extra` WITH items of ENDING_WRITES, only if the UPDATE
@@ -111,15 +161,20 @@ def _progress_statement(db, columns: tuple[str, ...], with_rows: bool, extra: tu
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
     update = (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
               "WHERE id = %s AND claim = %s AND status = %s RETURNING cancel_requested")
-    if not with_rows and not extra:
+    if not with_rows and not extra and not claim_next:
         return update
     logged = (f", logged AS (INSERT INTO {qn(StepRun._meta.db_table)} ({columns_sql(db, StepRun)}) "
               f"SELECT step.* FROM claimed, {recordset_sql(db, StepRun, 'step')})") if with_rows else ""
-    return (f"WITH claimed AS ({update}, id){logged}{''.join(f', {item}' for item in extra)} "
-            "SELECT cancel_requested FROM claimed")
+    sql = f"WITH claimed AS ({update}, id){logged}{''.join(f', {item}' for item in extra)}"
+    if not claim_next:
+        return f"{sql} SELECT cancel_requested FROM claimed"
+    # The next run is claimed only if this end is written: both commit, or neither.
+    claim = _claim_statement(db)[0].replace(" RETURNING ", " AND EXISTS (SELECT 1 FROM claimed) RETURNING ", 1)
+    return f"{sql}, following AS ({claim}) SELECT claimed.cancel_requested, following.* FROM claimed LEFT JOIN following ON true"
 
 
-def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[StepRun]) -> bool | None:
+def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[StepRun],
+                   own_blocks: int = 0) -> bool | None:
     """Write `changes` (and add `wu_add`) to the run, and insert the step log `rows`, while this worker
     holds its claim; None when it does not (nothing written), else whether someone asked to cancel the run.
     PostgreSQL does it in one statement, with the ENDING_WRITES of an end; elsewhere the caller's
@@ -139,11 +194,21 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
                 extra.append(found[0])
                 params += found[1]
                 names.append(name)
+    following = _next_claim(db, run, changes, own_blocks)
+    if following is not None:
+        following, claim_params = following
+        params += claim_params
     with db.cursor() as cursor:
-        cursor.execute(_progress_statement(db, tuple(changes), together, tuple(extra)), params)
+        cursor.execute(_progress_statement(db, tuple(changes), together, tuple(extra), following is not None), params)
         found = cursor.fetchone()
     if found is None:
         return None
+    if following is not None and found[1] is not None:
+        _, names_next, converters = _claim_statement(db)
+        claimed = WorkflowRun.from_db(db.alias, names_next, converted(found[1:], converters, db))
+        # Inside a step's transaction the claim holds only once that commits; rolled back, the drainer
+        # finds no claimed run and claims it itself (outside one, on_commit runs at once).
+        transaction.on_commit(lambda: setattr(following, "claimed", claimed), using=db.alias)
     if together:
         mark_written(rows, db)
     elif rows:
@@ -164,15 +229,8 @@ def _claim_fast(run_id, now) -> WorkflowRun | None:
     setup cost as much as the statement itself."""
     db = connections[router.db_for_write(WorkflowRun)]
     sql, names, converters = _claim_statement(db)
-    when = WorkflowRun._meta.get_field("lease_expires_at")
-    params = [
-        RunStatus.RUNNING, when.get_db_prep_value(_lease_until(), db), when.get_db_prep_value(now, db), False,
-        WorkflowRun._meta.pk.get_db_prep_value(run_id, db), RunStatus.QUEUED,
-        # A second of slack: a countdown message may arrive a moment before its not_before.
-        when.get_db_prep_value(now + timedelta(seconds=1), db),
-    ]
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _claim_params(db, run_id, now))
         row = cursor.fetchone()
     if row is None:
         return None
@@ -305,24 +363,28 @@ class _LeaseKeeper:
 _leases = _LeaseKeeper()
 
 
-def run_execute(run_id) -> WorkflowRun | None:
-    """Execute a queued run if this worker can claim it; a message for a claimed or finished run does nothing."""
-    try:
-        run = _claim(run_id)
-    except (OperationalError, InterfaceError) as exc:
-        if not connection_lost(exc):
-            raise
-        # The connection died while idle (workers skip Django's per-task health check, a round trip per
-        # run, config/celery.py): the claim is the first statement, so it is the check; retry it on a new one.
-        connections[router.db_for_write(WorkflowRun)].close()
-        run = _claim(run_id)
+def run_execute(run_id, *, claimed: WorkflowRun | None = None, then: NextRun | None = None) -> WorkflowRun | None:
+    """Execute a queued run if this worker can claim it (or `claimed`, claimed already); a message for a
+    claimed or finished run does nothing. `then`: the drainer's next run, for the end to claim."""
+    run = claimed
+    if run is None:
+        try:
+            run = _claim(run_id)
+        except (OperationalError, InterfaceError) as exc:
+            if not connection_lost(exc):
+                raise
+            # The connection died while idle (workers skip Django's per-task health check, a round trip per
+            # run, config/celery.py): the claim is the first statement, so it is the check; retry it on a new one.
+            connections[router.db_for_write(WorkflowRun)].close()
+            run = _claim(run_id)
     if run is None:
         return None
-    token = current_run.set(run)
+    token, offered = current_run.set(run), next_run.set(then)
     try:
         with _leases.holding(run):
             return Execution(run).execute()
     finally:
+        next_run.reset(offered)
         current_run.reset(token)
 
 
@@ -335,6 +397,10 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
     waiting = collections.deque(run_ids)
     lock = threading.Lock()
 
+    def take() -> str | None:
+        with lock:
+            return waiting.popleft() if waiting else None
+
     def hand_back():
         with lock:
             rest = list(waiting)
@@ -345,14 +411,20 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
     timer = threading.Timer(settings.ENGINE_ROOM_MESSAGE_SECONDS, hand_back)
     timer.daemon = True
     timer.start()
+    following = None
     try:
         while True:
-            with lock:
-                if not waiting:
+            claimed = None
+            if following is not None and following.run_id is not None:
+                # Taken by the last run's end (and claimed with it, unless that could not be done).
+                run_id, claimed = following.run_id, following.claimed
+            else:
+                run_id = take()
+                if run_id is None:
                     return
-                run_id = waiting.popleft()
+            following = NextRun(run_id, take)
             try:
-                run_execute(run_id)
+                run_execute(run_id, claimed=claimed, then=following)
             except SoftTimeLimitExceeded:
                 raise
             except Exception:  # logged; this run's lease or queued row brings the sweeper back to it
@@ -396,6 +468,8 @@ class Execution:
         self.wu_pending = 0.0
         self.answer_pending = False
         self.committed_at = time.monotonic()
+        # Inside the transaction of a step that writes (its effects, its log and the progress commit together).
+        self.in_step_transaction = False
 
     # --- scope ----------------------------------------------------------------------------
     def _previous_outputs(self) -> dict:
@@ -499,10 +573,14 @@ class Execution:
                 self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
             elif action.transactional:
                 with transaction.atomic():
-                    output = action.run(config=config, context=context)
-                    self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
-                    # The last step's commit is also the run's end: one transaction, not two.
-                    self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
+                    self.in_step_transaction = True
+                    try:
+                        output = action.run(config=config, context=context)
+                        self._log(step, context, started, clock, StepStatus.SUCCEEDED, rendered, output)
+                        # The last step's commit is also the run's end: one transaction, not two.
+                        self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
+                    finally:
+                        self.in_step_transaction = False
             else:
                 output = action.run(config=config, context=context)
                 # The commit is a transaction of its own (one statement on PostgreSQL).
@@ -636,7 +714,8 @@ class Execution:
         db = connections[router.db_for_write(WorkflowRun)]
         two_statements = self.pending and not _one_statement(db, self.pending)
         with transaction.atomic(using=db.alias, savepoint=False) if two_statements else contextlib.nullcontext():
-            cancel_requested = _write_claimed(run, changes, self.wu_pending, self.pending)
+            cancel_requested = _write_claimed(run, changes, self.wu_pending, self.pending,
+                                              own_blocks=1 if self.in_step_transaction else 0)
             if cancel_requested is None:
                 raise LostClaim(str(run.id))
             if not ending:

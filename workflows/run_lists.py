@@ -158,8 +158,9 @@ def _start(keys: list[str], queue: str, timeout_seconds: int, token: str, timeou
 
 
 def drain(queue: str, timeout_seconds: int, token: str) -> int:
-    """Execute runs from the list in turn (the drainer task's body); returns how many it took."""
-    from workflows.engine import run_execute
+    """Execute runs from the list in turn (the drainer task's body); returns how many it took. A run's end
+    takes the next id and, on PostgreSQL, claims that run in the same statement (engine.NextRun)."""
+    from workflows.engine import NextRun, run_execute
 
     keys = _keys(queue, timeout_seconds)
     take = _script(_TAKE, DRAIN_TIMEOUT)
@@ -168,26 +169,52 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
     began = time.monotonic()
     taken = 0
     left = False
+    state = {"over": False, "empty": False}
+
+    def take_next(popped: str = "") -> str | None:
+        """One take (the id BLPOP `popped`, else the list's next): the id, or None; starts a drainer if wanted."""
+        run_id, started, *over = take(keys=keys, args=[*_limits(), token, popped, recent])
+        state["over"], state["empty"] = bool(over), run_id is None and not over
+        if started:
+            _start(keys, queue, timeout_seconds, started.decode(), DRAIN_TIMEOUT)
+        return run_id.decode() if run_id is not None else None
+
+    def take_following() -> str | None:
+        # Past its time the drainer takes no more, and hands its place on.
+        return take_next() if time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS else None
+
+    following = None
     try:
-        while time.monotonic() - began <= settings.ENGINE_ROOM_MESSAGE_SECONDS:
-            run_id, started, *over = take(keys=keys, args=[*_limits(), token, "", recent])
-            if run_id is None and not over:
-                popped = redis_client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
-                if popped is None:
-                    if _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
-                        left = True
-                        return taken
-                    continue
-                # Marked busy now, and another drainer started if a run arrived meanwhile.
-                run_id, started, *over = take(keys=keys, args=[*_limits(), token, popped[1], recent])
-            if over:  # no place of its own and none free: the drainers holding them take the rest
-                left = True
-                return taken
-            if started:
-                _start(keys, queue, timeout_seconds, started.decode(), DRAIN_TIMEOUT)
+        while True:
+            claimed = None
+            if following is not None and following.run_id is not None:
+                # Taken by the last run's end (and claimed with it, unless that could not be done).
+                run_id, claimed = following.run_id, following.claimed
+            else:
+                if state["over"]:  # no place of its own and none free: the drainers holding them take the rest
+                    left = True
+                    return taken
+                if time.monotonic() - began > settings.ENGINE_ROOM_MESSAGE_SECONDS:
+                    break
+                # The last run's end found the list empty a moment ago: wait on it without taking again.
+                run_id = None if following is not None and following.tried and state["empty"] else take_next()
+                if run_id is None and not state["over"]:
+                    popped = redis_client(DRAIN_TIMEOUT).blpop([keys[0]], timeout=settings.ENGINE_ROOM_DRAINER_LINGER_SECONDS)
+                    if popped is None:
+                        if _script(_LEAVE, DRAIN_TIMEOUT)(keys=keys, args=[token]):
+                            left = True
+                            return taken
+                        following = None
+                        continue
+                    # Marked busy now, and another drainer started if a run arrived meanwhile.
+                    run_id = take_next(popped[1])
+                if state["over"]:
+                    left = True
+                    return taken
             taken += 1
+            following = NextRun(run_id, take_following)
             try:
-                run_execute(run_id.decode())
+                run_execute(run_id, claimed=claimed, then=following)
             except SoftTimeLimitExceeded:
                 raise
             except Exception:  # logged; the run's lease or queued row brings the sweeper back to it

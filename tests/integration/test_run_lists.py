@@ -253,3 +253,125 @@ def test_runs_go_in_messages_of_their_own_when_lists_are_off(make_workflow, sett
     _enqueue(workflow, 2)
     assert _messages(settings, settings.QUEUE_INTERACTIVE) == ["workflows.tasks.run_execute"] * 2
     assert _broker(settings).llen(run_lists._keys("interactive", TIMEOUT)[0]) == 0
+
+
+def _statements(queries: list[dict]) -> tuple[int, int]:
+    """How many claims went alone (an UPDATE of a run to running) and how many rode on another run's end."""
+    alone = sum(1 for query in queries if query["sql"].startswith('UPDATE "logs_workflowrun" SET status = ')
+                and "claim = claim + 1" in query["sql"])
+    riding = sum(1 for query in queries if query["sql"].startswith("WITH claimed AS") and "following AS" in query["sql"])
+    return alone, riding
+
+
+def test_a_run_end_claims_the_next_listed_run(make_workflow, settings):
+    """Each run's end takes the next id and claims that run in the same statement: one claim of its own
+    (the first run's) for a drainer's whole stretch, and every run still ran once, claimed once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    workflow = make_workflow("chained", steps=STEPS, parameters=[N])
+    runs = [_enqueue(workflow, n) for n in range(4)]
+    keys = run_lists._keys("interactive", TIMEOUT)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+
+    with CaptureQueriesContext(connection) as captured:
+        assert run_lists.drain("interactive", TIMEOUT, token) == 4
+
+    assert _statements(captured.captured_queries) == (1, 3)
+    rows = [WorkflowRun.objects.get(id=run.id) for run in runs]
+    assert [(row.status, row.claim) for row in rows] == [(RunStatus.SUCCEEDED, 1)] * 4
+    assert rows[3].steps.get(key="b").output == {"twice": 6}
+    # Each run started when the one before it ended, not when it was taken.
+    assert all(later.started_at >= earlier.finished_at for earlier, later in zip(rows, rows[1:], strict=False))
+
+
+def test_a_next_run_the_end_cannot_claim_is_claimed_by_the_drainer(make_workflow, settings):
+    """A run the ending statement may not claim (its workflow limits concurrency) is claimed on its own."""
+    plain = make_workflow("plain", steps=STEPS, parameters=[N])
+    limited = make_workflow("limited", steps=STEPS, parameters=[N], max_concurrency=1)
+    runs = [_enqueue(plain, 1), _enqueue(limited, 2), _enqueue(plain, 3)]
+    keys = run_lists._keys("interactive", TIMEOUT)
+    token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+
+    assert run_lists.drain("interactive", TIMEOUT, token) == 3
+    assert [WorkflowRun.objects.get(id=run.id).status for run in runs] == [RunStatus.SUCCEEDED] * 3
+
+
+def test_an_end_written_without_its_claim_claims_no_next_run(make_workflow):
+    """A worker that lost its run's claim writes no end, and so claims nothing for its next run either."""
+    from workflows import engine
+
+    workflow = make_workflow("lost", steps=STEPS, parameters=[N])
+    ours, following = _enqueue(workflow, 1), _enqueue(workflow, 2)
+    run = engine._claim(ours.id)
+    WorkflowRun.objects.filter(id=run.id).update(claim=run.claim + 1)  # another worker took it over
+    offer = engine.NextRun(run.id, lambda: str(following.id))
+    token = engine.next_run.set(offer)
+    try:
+        ending = {"status": RunStatus.SUCCEEDED, "finished_at": run.created, "lease_expires_at": None}
+        assert engine._write_claimed(run, ending, 0.0, []) is None
+    finally:
+        engine.next_run.reset(token)
+
+    assert offer.run_id == str(following.id) and offer.claimed is None
+    assert WorkflowRun.objects.get(id=following.id).status == RunStatus.QUEUED
+
+
+def test_runs_of_a_message_claim_the_next_also_from_an_end_that_writes_a_record(make_workflow):
+    """In a message of several runs each end claims the next run, an end written in the transaction of a
+    step that creates a record too (the claim holds once that commits); each run wrote its record once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from datastore.models import Record
+    from datastore.services import data_type_create
+    from workflows import engine
+
+    data_type_create(name="mark", fields=[{"name": "n", "type": "integer"}])
+    workflow = make_workflow("marking", parameters=[N], steps=[
+        {"key": "a", "action": "set_values", "config": {"values": {"n": "{{ params.n }}"}}},
+        {"key": "b", "action": "create_record", "config": {"type": "mark", "fields": {"n": "{{ steps.a.n }}"}}},
+    ])
+    runs = [_enqueue(workflow, n) for n in range(3)]
+    WorkflowRun.objects.filter(id__in=[run.id for run in runs]).update(queue="default")
+
+    with CaptureQueriesContext(connection) as captured:
+        engine.run_execute_many([str(run.id) for run in runs], "default", TIMEOUT)
+
+    assert _statements(captured.captured_queries) == (1, 2)
+    assert [(row.status, row.claim) for row in (WorkflowRun.objects.get(id=run.id) for run in runs)] == \
+        [(RunStatus.SUCCEEDED, 1)] * 3
+    assert sorted(Record.objects.filter(data_type__name="mark").values_list("data__n", flat=True)) == [0, 1, 2]
+
+
+def test_a_next_run_claimed_in_a_step_transaction_that_rolls_back_is_claimed_again(make_workflow, monkeypatch):
+    """The step's transaction that carried the next run's claim fails after the statement: the claim is
+    rolled back with it, and the next run is claimed on its own and runs once."""
+    from django.db import IntegrityError, transaction
+
+    from datastore.services import data_type_create
+    from workflows import engine
+
+    data_type_create(name="mark", fields=[{"name": "n", "type": "integer"}])
+    workflow = make_workflow("unlucky", parameters=[N], steps=[
+        {"key": "b", "action": "create_record", "config": {"type": "mark", "fields": {"n": "{{ params.n }}"}}},
+    ])
+    first, second = _enqueue(workflow, 1), _enqueue(workflow, 2)
+    write, failed = engine._write_claimed, []
+
+    def then_fail(run, changes, *args, **options):
+        written = write(run, changes, *args, **options)
+        if str(run.id) == str(first.id) and not failed and transaction.get_connection().in_atomic_block:
+            failed.append(run.id)
+            raise IntegrityError("the step's transaction failed after its end was written")
+        return written
+
+    monkeypatch.setattr(engine, "_write_claimed", then_fail)
+    engine.run_execute_many([str(first.id), str(second.id)], "default", TIMEOUT)
+
+    assert failed == [first.id]
+    after = WorkflowRun.objects.get(id=second.id)
+    assert (after.status, after.claim) == (RunStatus.SUCCEEDED, 1)
+    # The first run's step failed as any step whose commit fails does (no retries here), reason logged.
+    before = WorkflowRun.objects.get(id=first.id)
+    assert before.status == RunStatus.FAILED and "the step's transaction failed" in before.error

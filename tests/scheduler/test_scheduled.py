@@ -287,10 +287,10 @@ def test_a_list_item_whose_run_was_taken_over_is_not_counted_by_the_old_worker(g
     run = WorkflowRun.objects.get()
     write = engine._write_claimed
 
-    def taken_over(claimed, changes, *args):
+    def taken_over(claimed, changes, *args, **options):
         if "finished_at" in changes:  # another worker claimed the run meanwhile (this one's lease ran out)
             WorkflowRun.objects.filter(id=claimed.id).update(claim=claimed.claim + 1)
-        return write(claimed, changes, *args)
+        return write(claimed, changes, *args, **options)
 
     monkeypatch.setattr(engine, "_write_claimed", taken_over)
     engine.run_execute(run.id)

@@ -419,11 +419,11 @@ def test_a_step_whose_commit_fails_is_retried_from_that_step_with_the_rows_befor
     real = engine._write_claimed
     calls = []
 
-    def failing_once(run, changes, wu_add, rows):
+    def failing_once(run, changes, wu_add, rows, **options):
         calls.append([row.key for row in rows])
         if len(calls) == 1:
             raise IntegrityError("the step's commit failed")
-        return real(run, changes, wu_add, rows)
+        return real(run, changes, wu_add, rows, **options)
 
     monkeypatch.setattr(engine, "_write_claimed", failing_once)
     run = run_now(workflow)
