@@ -94,10 +94,10 @@ def _claim_params(db, run_id, now) -> list:
 
 class NextRun:
     """The run a drainer (or a message of several runs) executes after `after`: taken (by `take`, from the
-    run list or the message) only when the end of `after` is written, and on PostgreSQL claimed in that
+    run list or the message) just before the end of `after` is written, and on PostgreSQL claimed in that
     end's statement, a statement and a commit fewer per run (docs/engine.md, "Run lists"). The caller then
-    executes `claimed`, or claims `run_id` itself when the end could not carry the claim (lost, refused,
-    rolled back)."""
+    executes `claimed`, or claims `run_id` itself when the end did not carry the claim (the end lost or
+    failed, the run not claimable there, the step's transaction rolled back): taken, it is the caller's."""
 
     def __init__(self, after, take: Callable[[], str | None]):
         self.after = after
@@ -105,6 +105,25 @@ class NextRun:
         self.tried = False
         self.run_id: str | None = None
         self.claimed: WorkflowRun | None = None
+        # Claimed by a statement inside the step's transaction: `claimed` once that has committed.
+        self.uncommitted: WorkflowRun | None = None
+
+    def committed(self) -> None:
+        """The step's transaction that carried the claim has committed: the claim holds."""
+        if self.uncommitted is not None:
+            self.claimed, self.uncommitted = self.uncommitted, None
+
+    def release(self) -> str | None:
+        """The taken run's id, given up unstarted (an error escaped the run before it): its claim, if the
+        end carried one, is undone, so that whoever gets the id next can claim it."""
+        if self.claimed is not None:
+            try:
+                WorkflowRun.objects.filter(id=self.claimed.id, claim=self.claimed.claim, status=RunStatus.RUNNING).update(
+                    status=RunStatus.QUEUED, lease_expires_at=None)
+            except Exception:  # the database away too: the run resumes once its lease expires
+                logger.warning("Could not release the claim of run %s", self.run_id, exc_info=True)
+            self.claimed = None
+        return self.run_id
 
 
 # The NextRun offered while the drainer executes the run before it.
@@ -125,6 +144,8 @@ def _next_claim(db, run: WorkflowRun, changes: dict, own_blocks: int) -> tuple[N
     try:
         offer.run_id = offer.take()
         return (offer, _claim_params(db, offer.run_id, timezone.now())) if offer.run_id is not None else None
+    except SoftTimeLimitExceeded:
+        raise
     except Exception:  # Redis away, or not a run's id: the drainer meets it again on its own
         logger.warning("Run %s could not take or claim the run after it", run.id, exc_info=True)
         return None
@@ -206,9 +227,12 @@ def _write_claimed(run: WorkflowRun, changes: dict, wu_add: float, rows: list[St
     if following is not None and found[1] is not None:
         _, names_next, converters = _claim_statement(db)
         claimed = WorkflowRun.from_db(db.alias, names_next, converted(found[1:], converters, db))
-        # Inside a step's transaction the claim holds only once that commits; rolled back, the drainer
-        # finds no claimed run and claims it itself (outside one, on_commit runs at once).
-        transaction.on_commit(lambda: setattr(following, "claimed", claimed), using=db.alias)
+        if own_blocks:
+            # Inside the step's transaction the claim holds only once that commits (Execution calls
+            # committed()); rolled back, the drainer finds no claimed run and claims it itself.
+            following.uncommitted = claimed
+        else:
+            following.claimed = claimed
     if together:
         mark_written(rows, db)
     elif rows:
@@ -432,6 +456,11 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
     finally:
         timer.cancel()
         timer.join()  # a hand-back under way is sent before the message is acknowledged
+        if following is not None and following.run_id is not None:
+            # Taken by the end of the run an error escaped from, and not started: it goes back with the rest.
+            owed = following.release()
+            with lock:
+                waiting.appendleft(owed)
         hand_back()  # what an escaping error left unstarted (nothing, when the loop ran out)
 
 
@@ -581,6 +610,9 @@ class Execution:
                         self._commit(**(self._ending(RunStatus.SUCCEEDED) if last and not context.terminated else {}))
                     finally:
                         self.in_step_transaction = False
+                offer = next_run.get()
+                if offer is not None:  # the block committed: a next run's claim it carried holds
+                    offer.committed()
             else:
                 output = action.run(config=config, context=context)
                 # The commit is a transaction of its own (one statement on PostgreSQL).

@@ -220,9 +220,19 @@ def drain(queue: str, timeout_seconds: int, token: str) -> int:
             except Exception:  # logged; the run's lease or queued row brings the sweeper back to it
                 logger.exception("Run %s, taken from its list, raised", run_id)
     finally:
+        if following is not None and following.run_id is not None:
+            _give_back(keys, following.release())
         if not left:
             _hand_over(keys, queue, timeout_seconds, token)
     return taken
+
+
+def _give_back(keys: list[str], run_id: str) -> None:
+    """Put back at the head of the list an id taken by the end of a run an error escaped from, and not started."""
+    try:
+        redis_client(DRAIN_TIMEOUT).lpush(keys[0], run_id)
+    except Exception:  # Redis down: the sweeper resends the run
+        logger.warning("Could not put run %s back on %s", run_id, keys[0], exc_info=True)
 
 
 def _hand_over(keys: list[str], queue: str, timeout_seconds: int, token: str) -> None:

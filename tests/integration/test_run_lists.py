@@ -375,3 +375,43 @@ def test_a_next_run_claimed_in_a_step_transaction_that_rolls_back_is_claimed_aga
     # The first run's step failed as any step whose commit fails does (no retries here), reason logged.
     before = WorkflowRun.objects.get(id=first.id)
     assert before.status == RunStatus.FAILED and "the step's transaction failed" in before.error
+
+
+@pytest.mark.parametrize("carrier", ["list", "message"])
+def test_a_next_run_taken_when_an_error_escapes_is_released_and_given_back(make_workflow, settings, monkeypatch,
+                                                                             carrier):
+    """The time limit strikes after a run's end took (and claimed) the next: that run is released, queued
+    again, and its id goes back to the head of the list (or out in the message's hand-back), unlost."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from workflows import engine
+
+    settings.ENGINE_ROOM_MESSAGE_SECONDS = 60
+    workflow = make_workflow("struck", steps=STEPS, parameters=[N])
+    first, second = _enqueue(workflow, 1), _enqueue(workflow, 2)
+    keys = run_lists._keys("interactive", TIMEOUT)
+    real = engine.Execution.execute
+
+    def execute(self):
+        done = real(self)
+        if str(self.run.id) == str(first.id):
+            raise SoftTimeLimitExceeded()
+        return done
+
+    monkeypatch.setattr(engine.Execution, "execute", execute)
+    with pytest.raises(SoftTimeLimitExceeded):
+        if carrier == "list":
+            token = _broker(settings).zrange(keys[1], 0, -1)[0].decode()
+            run_lists.drain("interactive", TIMEOUT, token)
+        else:
+            _broker(settings).delete(keys[0])
+            engine.run_execute_many([str(first.id), str(second.id)], "interactive", TIMEOUT)
+
+    assert WorkflowRun.objects.get(id=first.id).status == RunStatus.SUCCEEDED
+    released = WorkflowRun.objects.get(id=second.id)
+    assert (released.status, released.claim) == (RunStatus.QUEUED, 1)
+    # Back at the head of the list; from a message, sent again as a run started alone is (here: listed).
+    assert _broker(settings).lindex(keys[0], 0).decode() == str(second.id)
+    # Given back, it runs as any run does.
+    monkeypatch.setattr(engine.Execution, "execute", real)
+    assert engine.run_execute(second.id).status == RunStatus.SUCCEEDED
