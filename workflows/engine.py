@@ -115,11 +115,15 @@ class NextRun:
 
     def release(self) -> str | None:
         """The taken run's id, given up unstarted (an error escaped the run before it): its claim, if the
-        end carried one, is undone, so that whoever gets the id next can claim it."""
+        end carried one, is undone, so that whoever gets the id next can claim it (a first attempt also
+        loses the start time that claim gave it, which its timeout counts from)."""
         if self.claimed is not None:
+            run = self.claimed
+            undone = {"status": RunStatus.QUEUED, "lease_expires_at": None}
+            if run.current_step == 0 and run.attempt == 1:
+                undone["started_at"] = None
             try:
-                WorkflowRun.objects.filter(id=self.claimed.id, claim=self.claimed.claim, status=RunStatus.RUNNING).update(
-                    status=RunStatus.QUEUED, lease_expires_at=None)
+                WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(**undone)
             except Exception:  # the database away too: the run resumes once its lease expires
                 logger.warning("Could not release the claim of run %s", self.run_id, exc_info=True)
             self.claimed = None
@@ -291,6 +295,15 @@ def _claim(run_id) -> WorkflowRun | None:
         return _claim_row(run, now)
 
 
+def _lease_renewed(run: WorkflowRun) -> WorkflowRun | None:
+    """The claimed run with a fresh lease; None if its claim is no longer this worker's."""
+    lease = _lease_until()
+    if not WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(lease_expires_at=lease):
+        return None
+    run.lease_expires_at = lease
+    return run
+
+
 def _claim_row(run: WorkflowRun, now) -> WorkflowRun | None:
     """The conditional update that makes a run ours; it fails if anyone claimed it since we read it."""
     lease = _lease_until()
@@ -391,7 +404,11 @@ def run_execute(run_id, *, claimed: WorkflowRun | None = None, then: NextRun | N
     """Execute a queued run if this worker can claim it (or `claimed`, claimed already); a message for a
     claimed or finished run does nothing. `then`: the drainer's next run, for the end to claim."""
     run = claimed
-    if run is None:
+    if run is not None and timezone.now() >= run.lease_expires_at - timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS * 2 / 3):
+        # Claimed by the end of the run before it, whose aftermath took a third of a lease: renew the lease
+        # before the first step, which a lapsed one would let another worker run too.
+        run = _lease_renewed(run)
+    elif run is None:
         try:
             run = _claim(run_id)
         except (OperationalError, InterfaceError) as exc:

@@ -409,9 +409,39 @@ def test_a_next_run_taken_when_an_error_escapes_is_released_and_given_back(make_
 
     assert WorkflowRun.objects.get(id=first.id).status == RunStatus.SUCCEEDED
     released = WorkflowRun.objects.get(id=second.id)
-    assert (released.status, released.claim) == (RunStatus.QUEUED, 1)
+    assert (released.status, released.claim, released.started_at) == (RunStatus.QUEUED, 1, None)
     # Back at the head of the list; from a message, sent again as a run started alone is (here: listed).
     assert _broker(settings).lindex(keys[0], 0).decode() == str(second.id)
     # Given back, it runs as any run does.
     monkeypatch.setattr(engine.Execution, "execute", real)
     assert engine.run_execute(second.id).status == RunStatus.SUCCEEDED
+
+
+def test_a_run_claimed_long_before_it_starts_renews_its_lease_or_stops_if_taken_over(make_workflow, httpserver):
+    """A run an end claimed whose start came a third of a lease later renews its lease first; if another
+    worker took it over meanwhile (the lease lapsed), this worker runs none of its steps: its call out
+    is not made twice."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workflows import engine
+
+    httpserver.expect_request("/hook", method="POST").respond_with_json({"ok": True})
+    workflow = make_workflow("late", parameters=[N], steps=[
+        {"key": "call", "action": "http_request",
+         "config": {"method": "POST", "url": httpserver.url_for("/hook"), "json": {"n": "{{ params.n }}"}}},
+    ])
+    kept, lost = _enqueue(workflow, 1), _enqueue(workflow, 2)
+    soon = timezone.now() + timedelta(seconds=2)
+    for queued in (kept, lost):
+        WorkflowRun.objects.filter(id=queued.id).update(status=RunStatus.RUNNING, claim=1, lease_expires_at=soon,
+                                                        started_at=timezone.now())
+    claimed_kept, claimed_lost = (WorkflowRun.objects.get(id=queued.id) for queued in (kept, lost))
+    WorkflowRun.objects.filter(id=lost.id).update(claim=2)  # the sweeper requeued it and another worker claimed it
+
+    assert engine.run_execute(kept.id, claimed=claimed_kept).status == RunStatus.SUCCEEDED
+    assert engine.run_execute(lost.id, claimed=claimed_lost) is None
+    assert [request.get_json() for request, _ in httpserver.log] == [{"n": 1}]
+    assert not StepRun.objects.filter(run_id=lost.id).exists()
+    assert WorkflowRun.objects.get(id=lost.id).claim == 2
