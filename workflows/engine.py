@@ -55,6 +55,11 @@ def definition_for(run: WorkflowRun) -> definitions.Definition:
     return definitions.parse(run.draft_definition)
 
 
+def _held(run: WorkflowRun):
+    """The run's row while this worker's claim on it holds (an UPDATE of it matches nothing otherwise)."""
+    return WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING)
+
+
 def _lease_until():
     return timezone.now() + timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS)
 
@@ -123,7 +128,7 @@ class NextRun:
             if run.current_step == 0 and run.attempt == 1:
                 undone["started_at"] = None
             try:
-                WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(**undone)
+                _held(run).update(**undone)
             except Exception:  # the database away too: the run resumes once its lease expires
                 logger.warning("Could not release the claim of run %s", self.run_id, exc_info=True)
             self.claimed = None
@@ -298,7 +303,7 @@ def _claim(run_id) -> WorkflowRun | None:
 def _lease_renewed(run: WorkflowRun) -> WorkflowRun | None:
     """The claimed run with a fresh lease; None if its claim is no longer this worker's."""
     lease = _lease_until()
-    if not WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(lease_expires_at=lease):
+    if not _held(run).update(lease_expires_at=lease):
         return None
     run.lease_expires_at = lease
     return run
@@ -384,9 +389,7 @@ class _LeaseKeeper:
                     self.held[key] = (run, now)
             for _, run in due:
                 try:
-                    WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING).update(
-                        lease_expires_at=_lease_until()
-                    )
+                    _held(run).update(lease_expires_at=_lease_until())
                 except Exception:  # the next renewal tries again; the step itself is unaffected
                     logger.warning("Could not renew the lease of run %s", run.id, exc_info=True)
             if due:
@@ -790,9 +793,8 @@ class Execution:
 
         not_before = timezone.now() + timedelta(seconds=backoff)
         with transaction.atomic():
-            updated = WorkflowRun.objects.filter(
-                id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
-            ).update(status=RunStatus.QUEUED, attempt=F("attempt") + 1, not_before=not_before, lease_expires_at=None)
+            updated = _held(self.run).update(
+                status=RunStatus.QUEUED, attempt=F("attempt") + 1, not_before=not_before, lease_expires_at=None)
             if not updated:
                 raise LostClaim(str(self.run.id))
             transaction.on_commit(
@@ -808,9 +810,7 @@ class Execution:
 
         connection.close()  # the broken connection: the next query opens a new one
         try:
-            released = WorkflowRun.objects.filter(
-                id=self.run.id, claim=self.run.claim, status=RunStatus.RUNNING
-            ).update(
+            released = _held(self.run).update(
                 status=RunStatus.QUEUED, lease_expires_at=None,
                 not_before=timezone.now() + timedelta(seconds=DATABASE_RETRY_SECONDS),
             )
