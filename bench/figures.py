@@ -16,12 +16,10 @@ from .load import WrkResult, median, percentile, sequential, wrk
 CONNECTIONS = (16, 64)
 
 
-# The sustained figure's load: 16 connections, as fast as they go, then paced below that (Bench._sustained).
+# The sustained figure's load: 16 connections, as fast as they go, then paced below that (sustained_search).
 SUSTAINED_CONNECTIONS = 16
 # A paced trial kept up when this share of the calls it accepted had finished by the end of its window.
 KEPT_UP = 0.97
-# A first guess of a call's own time under a paced load, refined by each trial.
-PACED_LATENCY_GUESS_MS = 5.0
 
 
 @dataclass
@@ -30,7 +28,8 @@ class Trial:
 
     result: WrkResult
     finished: int
-    pause_ms: int | None
+    # The rate the load was paced to (calls/s), None for unpaced.
+    target: float | None
 
     @property
     def rate(self) -> float:
@@ -41,12 +40,12 @@ class Trial:
         return self.finished >= KEPT_UP * self.result.ok
 
     def describe(self, what: str) -> str:
-        pacing = f" (paced, {self.pause_ms} ms pause)" if self.pause_ms else ""
+        pacing = f" (paced to {self.target:.0f}/s)" if self.target else ""
         verdict = "kept up" if self.kept_up else "fell behind"
         return f"{pacing}: {self.result.rps:.0f} req/s in, {self.rate:.0f} {what}/s done, {verdict}"
 
     def summary(self) -> dict:
-        return {"pause_ms": self.pause_ms, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
+        return {"target": round(self.target, 1) if self.target else None, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
                 "kept_up": self.kept_up, "p99_ms": self.result.p99_ms}
 
 
@@ -124,10 +123,10 @@ def sustained_search(trial, *, repeats: int, paced_trials: int, confirmations: i
     is at its ceiling, their median. One that does not (its web accepts calls faster than its workers
     finish them, and the queue grows) is then paced below that, bisecting between what finished and what
     was accepted. Loads near the limit keep up one time and not the next, so a paced rate counts only once
-    the same pause keeps up again: the kept-up trials are tried again from the fastest down, at most
+    the same rate keeps up again: the kept-up trials are tried again from the fastest down, at most
     `confirmations` of them, and the first that holds gives the figure (the lower of its two rates). The
     unpaced figures (calls accepted, runs finished while overloaded) are kept beside it.
-    `trial(pause_ms)` runs one window (None: unpaced) and returns its Trial."""
+    `trial(rate)` runs one window paced to that many calls a second (None: unpaced) and returns its Trial."""
     unpaced = [trial(None) for _ in range(repeats)]
     figure = {
         "rate": median([t.rate for t in unpaced]), "rps": median([t.result.rps for t in unpaced]),
@@ -139,16 +138,10 @@ def sustained_search(trial, *, repeats: int, paced_trials: int, confirmations: i
     if figure["kept_up"] or not paced_trials:
         return figure
     low, high = figure["rate"], figure["rps"]
-    latency_ms = PACED_LATENCY_GUESS_MS
     kept: list[Trial] = []
     for _ in range(paced_trials):
-        target = (low + high) / 2
-        pause = max(1, round(1000 * SUSTAINED_CONNECTIONS / target - latency_ms))
-        paced = trial(pause)
+        paced = trial(round((low + high) / 2, 1))
         figure["paced"].append(paced.summary())
-        if paced.result.rps:
-            # What a call took besides the pause, for the next trial's pause.
-            latency_ms = max(0.0, 1000 * SUSTAINED_CONNECTIONS / paced.result.rps - pause)
         if paced.kept_up:
             kept.append(paced)
             low = max(low, paced.result.rps)
@@ -161,10 +154,10 @@ def sustained_search(trial, *, repeats: int, paced_trials: int, confirmations: i
     for first in sorted(kept, key=lambda t: t.rate, reverse=True):
         if len(tried) >= confirmations:
             break
-        if first.pause_ms in tried:
+        if first.target in tried:
             continue
-        tried.add(first.pause_ms)
-        again = trial(first.pause_ms)
+        tried.add(first.target)
+        again = trial(first.target)
         figure["paced"].append(again.summary())
         if again.kept_up:
             figure.update(rate=min(first.rate, again.rate), rps=min(first.result.rps, again.result.rps),
@@ -422,12 +415,12 @@ class Bench:
         queue = f"{stack.QUEUE_PREFIX}baseline"
         url = f"http://127.0.0.1:{self.base_port}/hook"
 
-        def trial(pause_ms: int | None) -> Trial:
+        def trial(rate: float | None) -> Trial:
             self.purge_queues()
             fixtures.checkpoint()
             result = wrk(url, fixtures.BODY, connections=SUSTAINED_CONNECTIONS, seconds=self.size.sustained_seconds,
-                         tmp=self.stack.tmp, pause_ms=pause_ms)
-            trial = Trial(result, result.ok - self.backlog(queue), pause_ms)
+                         tmp=self.stack.tmp, rate=rate)
+            trial = Trial(result, result.ok - self.backlog(queue), rate)
             self.log(f"sustained baseline{trial.describe('tasks')}")
             return trial
 
@@ -442,15 +435,15 @@ class Bench:
         url = f"http://127.0.0.1:{self.port}/api/wf/bench_async"
         failed = 0
 
-        def trial(pause_ms: int | None) -> Trial:
+        def trial(rate: float | None) -> Trial:
             nonlocal failed
             fixtures.reset_runs()
             self.purge_queues()
             result = wrk(url, fixtures.BODY, connections=SUSTAINED_CONNECTIONS, seconds=self.size.sustained_seconds,
-                         headers=self.auth, tmp=self.stack.tmp, pause_ms=pause_ms)
+                         headers=self.auth, tmp=self.stack.tmp, rate=rate)
             finished = WorkflowRun.objects.filter(status__in=FINISHED_STATUSES).count()
             failed += WorkflowRun.objects.exclude(status__in=("succeeded", "queued", "running")).count()
-            trial = Trial(result, finished, pause_ms)
+            trial = Trial(result, finished, rate)
             self.log(f"sustained product{trial.describe('runs')}")
             return trial
 

@@ -35,6 +35,30 @@ function done(summary, latency, requests)
 end
 """
 
+# Paced load: the thread's requests get send times `interval_ms` apart, each connection taking the next
+# one when its answer is in (wrk's delay(), called before each request), so that the rate is the same
+# whether calls take 5 ms or 50 (a fixed pause per connection gave connections / (pause + latency), which
+# moved with the latency it was meant to probe). Behind schedule, requests go at once to catch up, by at
+# most a second's worth. The clock is CLOCK_MONOTONIC through LuaJIT's FFI: Lua itself has no finer one.
+PACED_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local clock = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, clock)
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+local slot = nil
+function delay()
+  local now = now_ms()
+  slot = math.max((slot or now) + %(interval_ms)f, now - 1000)
+  return math.max(0, math.floor(slot - now + 0.5))
+end
+"""
+
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of values; NaN for none."""
@@ -73,14 +97,14 @@ def wrk_path() -> str | None:
 
 
 def wrk(url: str, body: dict, *, connections: int, seconds: float, headers: dict | None = None,
-        threads: int = 1, tmp: Path, pause_ms: int | None = None) -> WrkResult:
+        threads: int = 1, tmp: Path, rate: float | None = None) -> WrkResult:
     """POST body to url from `connections` keep-alive connections for `seconds`; one wrk thread is
-    enough for a few thousand requests/s and leaves the cores to the server. With pause_ms, each
-    connection waits that long before each request (wrk's delay()), which paces the load below the
-    server's limit: about connections / (pause + latency) requests a second."""
+    enough for a few thousand requests/s and leaves the cores to the server. With `rate` (requests/s),
+    the load is paced to that rate whatever the server's latency (PACED_SCRIPT), as long as the
+    connections suffice; without it, each connection sends its next request as soon as it has its answer."""
     script = tmp / "post.lua"
     header_lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items())
-    delay = f"function delay() return {int(pause_ms)} end" if pause_ms else ""
+    delay = PACED_SCRIPT % {"interval_ms": 1000 * threads / rate} if rate else ""
     script.write_text(WRK_SCRIPT % {"body": json.dumps(json.dumps(body)), "headers": header_lines, "delay": delay})
     command = [wrk_path() or "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                "--timeout", "10s", "-s", str(script), url]

@@ -282,7 +282,7 @@ targets are issue 8's. The intake burst figures are the best of {size.burst_repe
 disturbed by other work on the machine; before the Procfile's `--reuse-port`, gunicorn could also hand most of
 wrk's connections to one of its two processes; every repeat is in the raw figures), the sustained ones the highest rate kept up (the calls accepted and their work finished at the same pace: at
 least {KEPT_UP:.0%} of the calls of a {size.sustained_seconds:.0f}-s window finished within it), from {size.sustained_repeats} repeats of 16 unpaced connections
-and, when most of those fall behind, up to {size.paced_trials} paced ones, of which a rate counts only once the same pacing keeps up
+and, when most of those fall behind, up to {size.paced_trials} paced to a rate, of which a rate counts only once it keeps up
 again (the lower of the two); latency figures are percentiles over every call; drains and lists stop waiting after
 {size.drain_cap_s:.0f} s and then give the rate of what finished.
 
@@ -315,11 +315,14 @@ too), unevenly, so ratios from a run with much stolen time are less sure.
   with every process running; runs finished (Engine Room) or tasks completed (baseline: accepted minus what
   is still queued or unacknowledged) per second of load, when that keeps up with what was accepted. When
   the web accepts calls faster than the workers finish them (the queue grows, and the web's CPU is the
-  workers' loss), each connection then pauses before each call (wrk's `delay()`), bisecting between the
-  finished and the accepted rate; loads near the limit keep up one time and not the next, so the
-  kept-up ones are run again from the fastest down (two at most) and the first that keeps up twice gives
-  the figure, the lower of its two rates: the webhook rate the stack can take for as long as it comes. If
-  none does, the unpaced figure stands and says so. The unpaced rates stay beside it.
+  workers' loss), the load is then paced to a rate (wrk's `delay()` gives each call a send time on a
+  schedule of that rate, whatever the calls' latency; before session 15 each connection paused a fixed
+  time, whose rate moved with the latency), bisecting between the finished and the accepted rate; loads
+  near the limit keep up one time and not the next, so the kept-up rates are run again from the fastest
+  down (two at most) and the first that keeps up twice gives the figure, the lower of its two results: the
+  webhook rate the stack can take for as long as it comes. If none does, the unpaced figure stands and
+  says so. The unpaced rates stay beside it. The baseline goes through the same search; its web is its
+  limit, so its unpaced load keeps up and stands.
 - **2. Sync**: 1,000 sequential calls on one keep-alive connection to a `response: sync` workflow
   (`set_values` → `find_records` → `return_response`); the baseline endpoint enqueues a task that inserts a
   row and wakes the web thread over Redis pub/sub (the mechanism Engine Room's sync waits use). **Overhead
