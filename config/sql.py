@@ -11,7 +11,8 @@ from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, InterfaceError, OperationalError, connections, router
-from django.db.models import JSONField
+from django.db import models
+from django.db.models import NOT_PROVIDED, Field, JSONField
 from django.db.models.expressions import DatabaseDefault
 
 from config.database import connection_lost
@@ -33,8 +34,43 @@ def _filled(field, obj):
     return value
 
 
-def _value(field, obj, db):
-    return field.get_db_prep_save(_filled(field, obj), db)
+# Values that go into rows_json's JSON as they are (exact types: a subclass, an enum member say, takes the
+# longer way, which comes to the same for str subclasses).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
+# Fields whose get_db_prep_save leaves a value of these exact types as it is (to_python's own type on every
+# backend): row_params passes such a value, and None, without the call. Exact field classes only: a subclass
+# may prepare values its own way.
+_PREPARED_AS_IS = {
+    models.CharField: (str,), models.TextField: (str,), models.BooleanField: (bool,), models.FloatField: (float,),
+    **{kind: (int,) for kind in (models.IntegerField, models.PositiveIntegerField, models.PositiveSmallIntegerField,
+                                 models.SmallIntegerField, models.BigIntegerField)},
+}
+
+
+@functools.cache
+def _params_plan(model) -> tuple:
+    """Per column of _columns(model): (field, attname, whether pre_save is a plain read, the value types
+    passed as they are); row_params' per-value work, worked out once per model."""
+    plan = []
+    for field in _columns(model):
+        plain = type(field).pre_save is Field.pre_save and field.db_default is NOT_PROVIDED
+        as_is = (type(None), *_PREPARED_AS_IS.get(type(field), ())) if not isinstance(field, JSONField) else ()
+        plan.append((field, field.attname, plain, as_is))
+    return tuple(plan)
+
+
+@functools.cache
+def _row_plan(model) -> tuple:
+    """Per column of _columns(model): (column, attname, the field when save() would change the attribute's
+    value (auto_now, a db_default left unset), else None, whether it is a JSON column). Built once per
+    model: working this out for every value of every row cost more than the rest of a run's step logs."""
+    plan = []
+    for field in _columns(model):
+        as_set = type(field).pre_save is Field.pre_save and field.db_default is NOT_PROVIDED
+        plan.append((field.column, field.attname, None if as_set else field, isinstance(field, JSONField)))
+    return tuple(plan)
 
 
 def column_count(model) -> int:
@@ -67,28 +103,32 @@ def recordset_sql(db, model, alias: str) -> str:
 def rows_json(model, objs: list) -> str:
     """objs' rows as one JSON array for recordset_sql, with defaults and auto_now filled as save() would;
     a JSON column's value goes in as it is (Django's encoder for what JSON lacks), a JSON null as NULL."""
-    fields = _columns(model)
+    plan = _row_plan(model)
     rows = []
     for obj in objs:
         row = {}
-        for field in fields:
-            value = _filled(field, obj)
-            if isinstance(field, JSONField):
-                row[field.column] = value
+        for column, attname, field, is_json in plan:
+            value = getattr(obj, attname) if field is None else _filled(field, obj)
+            if is_json or type(value) in _AS_IS:
+                row[column] = value
             elif isinstance(value, datetime.datetime | datetime.date | datetime.time):
-                row[field.column] = value.isoformat()  # whole microseconds, unlike DjangoJSONEncoder
+                row[column] = value.isoformat()  # whole microseconds, unlike DjangoJSONEncoder
             elif isinstance(value, uuid.UUID | decimal.Decimal):
-                row[field.column] = str(value)
+                row[column] = str(value)
             else:
-                row[field.column] = value
+                row[column] = value
         rows.append(row)
     return json.dumps(rows, cls=DjangoJSONEncoder)
 
 
 def row_params(model, objs: list, db) -> list:
     """The parameters of objs' rows, in insert_sql's order, with defaults and auto_now filled."""
-    fields = _columns(model)
-    return [_value(field, obj, db) for obj in objs for field in fields]
+    params = []
+    for obj in objs:
+        for field, attname, plain, as_is in _params_plan(model):
+            value = getattr(obj, attname) if plain else _filled(field, obj)
+            params.append(value if type(value) in as_is else field.get_db_prep_save(value, db))
+    return params
 
 
 def mark_written(objs: list, db) -> None:

@@ -38,3 +38,20 @@ def test_a_boolean_constant_is_not_taken_for_an_integer_sentinel(make_workflow):
 
     assert [item for named, item in statement.slots if named] == ["id"]
     assert statement.rows(connection, {"id": workflow.id}) == [(True, "alpha")]
+
+
+def test_inserted_rows_hold_values_converted_as_save_would():
+    from config.sql import insert_rows
+    from logs.models import WorkflowRun
+
+    # Values of other types than the fields' own take Django's conversion (only a field's own type is
+    # passed as it is): a numeric string into an integer, an int into a float and into a boolean.
+    one = WorkflowRun(workflow_name="a", trigger="api", depth="3", wu=2, dry_run=1, caller="x")
+    several = [WorkflowRun(workflow_name=name, trigger="api", depth=1, wu=0.5, caller="") for name in "bc"]
+    insert_rows(WorkflowRun, [one])
+    insert_rows(WorkflowRun, several)
+
+    stored = {run.workflow_name: run for run in WorkflowRun.objects.all()}
+    assert (stored["a"].depth, stored["a"].wu, stored["a"].dry_run, stored["a"].status) == (3, 2.0, True, "queued")
+    assert stored["a"].created is not None and stored["a"].max_concurrency == 0  # auto_now_add, db_default
+    assert [(stored[name].depth, stored[name].wu) for name in "bc"] == [(1, 0.5), (1, 0.5)]
