@@ -10,8 +10,7 @@ import uuid
 from typing import NamedTuple
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, InterfaceError, OperationalError, connections, router
-from django.db import models
+from django.db import IntegrityError, InterfaceError, OperationalError, connections, models, router
 from django.db.models import NOT_PROVIDED, Field, JSONField
 from django.db.models.expressions import DatabaseDefault
 
