@@ -40,12 +40,12 @@ class Trial:
         return self.finished >= KEPT_UP * self.result.ok
 
     def describe(self, what: str) -> str:
-        pacing = f" (paced to {self.target:.0f}/s)" if self.target else ""
+        pacing = f" (paced to {self.target:.0f}/s)" if self.target is not None else ""
         verdict = "kept up" if self.kept_up else "fell behind"
         return f"{pacing}: {self.result.rps:.0f} req/s in, {self.rate:.0f} {what}/s done, {verdict}"
 
     def summary(self) -> dict:
-        return {"target": round(self.target, 1) if self.target else None, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
+        return {"target": round(self.target, 1) if self.target is not None else None, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
                 "kept_up": self.kept_up, "p99_ms": self.result.p99_ms}
 
 
@@ -150,7 +150,7 @@ def sustained_search(trial, *, repeats: int, paced_trials: int, confirmations: i
             low = min(low, 0.85 * high)  # the unpaced finished rate is not a proven floor
         if high - low < 0.03 * high:
             break
-    tried: set[int] = set()
+    tried: set[float] = set()
     for first in sorted(kept, key=lambda t: t.rate, reverse=True):
         if len(tried) >= confirmations:
             break

@@ -104,7 +104,7 @@ def wrk(url: str, body: dict, *, connections: int, seconds: float, headers: dict
     connections suffice; without it, each connection sends its next request as soon as it has its answer."""
     script = tmp / "post.lua"
     header_lines = "\n".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in (headers or {}).items())
-    delay = PACED_SCRIPT % {"interval_ms": 1000 * threads / rate} if rate else ""
+    delay = PACED_SCRIPT % {"interval_ms": 1000 * threads / rate} if rate is not None else ""
     script.write_text(WRK_SCRIPT % {"body": json.dumps(json.dumps(body)), "headers": header_lines, "delay": delay})
     command = [wrk_path() or "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
                "--timeout", "10s", "-s", str(script), url]

@@ -407,13 +407,15 @@ Session 15's first run, of tree 35d07d3 (O1–O37, the sustained search still pa
   second once and 316 on its confirmation, so the "same load, kept up twice" rule compared two different
   loads, and a 51-ms first guess sent 221 calls a second where the search aimed at 283. `wrk`'s `delay()`
   now gives each call a send time on a schedule of the target rate (clock_gettime through LuaJIT's FFI),
-  and the paced trials record the rate aimed at beside the rate sent: 256, 266 and 325 aimed, 256, 265 and
-  324 sent. The search, its kept-up rule and its confirmation are otherwise unchanged, and apply to the
-  baseline alike (whose unpaced load keeps up, so it is not paced).
+  and the paced trials record the rate aimed at beside the rate sent: in run 3, 397, 354, 325 and 338 aimed,
+  396, 351, 325 and 338 sent. When calls take longer than 16 connections can cover at the rate (16 / rate
+  seconds each), fewer are sent: run 1's first two trials aimed at 425 and 378 and sent 409 and 356. The
+  search, its kept-up rule and its confirmation are otherwise unchanged, and apply to the baseline alike
+  (whose unpaced load keeps up, so it is not paced).
 - **Instructions per call, in process** (callgrind, the difference between 450 calls and 50 after the same
   set-up, PYTHONHASHSEED=0; they do not move with the machine's speed): an async webhook call of Engine
-  Room, through its WSGI application, 3.64 M instructions after O38 (3.89 M before); the bare baseline
-  endpoint, whose Celery publish goes through kombu, 4.73 M. A three-step run (`run_execute`), 5.28 M.
+  Room, through its WSGI application, 3.75 M instructions after O38 (3.89 M before); the bare baseline
+  endpoint, whose Celery publish goes through kombu, 4.73 M. A three-step run (`run_execute`), 5.32 M.
   Engine Room's web process does less Python per call than the baseline's; what the stack spends beyond the
   baseline is the run's INSERT and commit in PostgreSQL, the list push and the drainers' take in Redis, and
   the run itself in the workers.

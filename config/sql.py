@@ -38,38 +38,36 @@ def _filled(field, obj):
 _AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
-# Fields whose get_db_prep_save leaves a value of these exact types as it is (to_python's own type on every
-# backend): row_params passes such a value, and None, without the call. Exact field classes only: a subclass
-# may prepare values its own way.
+# Fields whose get_db_prep_save leaves a value of these exact types as it is on every backend (to_python's
+# own type, no adapter): row_params passes such a value, and None, without the call. Not the integer fields:
+# PostgreSQL wraps their values in typed adapters (Int4, Int8), which its prepared statements are keyed on.
+# Exact field classes only: a subclass may prepare values its own way.
 _PREPARED_AS_IS = {
     models.CharField: (str,), models.TextField: (str,), models.BooleanField: (bool,), models.FloatField: (float,),
-    **{kind: (int,) for kind in (models.IntegerField, models.PositiveIntegerField, models.PositiveSmallIntegerField,
-                                 models.SmallIntegerField, models.BigIntegerField)},
 }
+
+
+def _read_as_set(field) -> bool:
+    """Whether save() writes the attribute as it is (no auto_now, no db_default left unset)."""
+    return type(field).pre_save is Field.pre_save and field.db_default is NOT_PROVIDED
 
 
 @functools.cache
 def _params_plan(model) -> tuple:
-    """Per column of _columns(model): (field, attname, whether pre_save is a plain read, the value types
-    passed as they are); row_params' per-value work, worked out once per model."""
+    """Per column: (field, attname, read as set, the value types passed as they are), made once per model."""
     plan = []
     for field in _columns(model):
-        plain = type(field).pre_save is Field.pre_save and field.db_default is NOT_PROVIDED
         as_is = (type(None), *_PREPARED_AS_IS.get(type(field), ())) if not isinstance(field, JSONField) else ()
-        plan.append((field, field.attname, plain, as_is))
+        plan.append((field, field.attname, _read_as_set(field), as_is))
     return tuple(plan)
 
 
 @functools.cache
 def _row_plan(model) -> tuple:
-    """Per column of _columns(model): (column, attname, the field when save() would change the attribute's
-    value (auto_now, a db_default left unset), else None, whether it is a JSON column). Built once per
-    model: working this out for every value of every row cost more than the rest of a run's step logs."""
-    plan = []
-    for field in _columns(model):
-        as_set = type(field).pre_save is Field.pre_save and field.db_default is NOT_PROVIDED
-        plan.append((field.column, field.attname, None if as_set else field, isinstance(field, JSONField)))
-    return tuple(plan)
+    """Per column: (column, attname, the field unless read as set, whether JSON), made once per model."""
+    # Working this out for every value of every row cost more than the rest of a run's step logs (O38).
+    return tuple((field.column, field.attname, None if _read_as_set(field) else field, isinstance(field, JSONField))
+                 for field in _columns(model))
 
 
 def column_count(model) -> int:
@@ -122,9 +120,9 @@ def rows_json(model, objs: list) -> str:
 
 def row_params(model, objs: list, db) -> list:
     """The parameters of objs' rows, in insert_sql's order, with defaults and auto_now filled."""
-    params = []
+    plan, params = _params_plan(model), []
     for obj in objs:
-        for field, attname, plain, as_is in _params_plan(model):
+        for field, attname, plain, as_is in plan:
             value = getattr(obj, attname) if plain else _filled(field, obj)
             params.append(value if type(value) in as_is else field.get_db_prep_save(value, db))
     return params

@@ -2,7 +2,8 @@
 import pytest
 from django.db import connection
 
-from config.sql import compiled_once
+from config.sql import _filled, compiled_once, insert_rows, row_params
+from logs.models import RunStatus, WorkflowRun
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -40,14 +41,12 @@ def test_a_boolean_constant_is_not_taken_for_an_integer_sentinel(make_workflow):
     assert statement.rows(connection, {"id": workflow.id}) == [(True, "alpha")]
 
 
-def test_inserted_rows_hold_values_converted_as_save_would():
-    from config.sql import insert_rows
-    from logs.models import WorkflowRun
 
+def test_inserted_rows_hold_values_converted_as_save_would():
     # Values of other types than the fields' own take Django's conversion (only a field's own type is
     # passed as it is): a numeric string into an integer, an int into a float and into a boolean.
     one = WorkflowRun(workflow_name="a", trigger="api", depth="3", wu=2, dry_run=1, caller="x")
-    several = [WorkflowRun(workflow_name=name, trigger="api", depth=1, wu=0.5, caller="") for name in "bc"]
+    several = [WorkflowRun(workflow_name=name, trigger="api", depth=1, wu=0.5) for name in "bc"]
     insert_rows(WorkflowRun, [one])
     insert_rows(WorkflowRun, several)
 
@@ -55,3 +54,25 @@ def test_inserted_rows_hold_values_converted_as_save_would():
     assert (stored["a"].depth, stored["a"].wu, stored["a"].dry_run, stored["a"].status) == (3, 2.0, True, "queued")
     assert stored["a"].created is not None and stored["a"].max_concurrency == 0  # auto_now_add, db_default
     assert [(stored[name].depth, stored[name].wu) for name in "bc"] == [(1, 0.5), (1, 0.5)]
+
+
+@pytest.mark.parametrize("values", [
+    {"depth": 2, "wu": 1.5, "dry_run": True, "params": {"a": 1}, "request": None, "caller": "token"},
+    {"depth": "3", "wu": 2, "dry_run": 1, "params": {}, "error": RunStatus.FAILED, "not_before": None},
+])
+def test_a_rows_parameters_are_what_djangos_own_preparation_gives(values):
+    run = WorkflowRun(workflow_name="a", trigger="api", **values)
+
+    fields = WorkflowRun._meta.concrete_fields
+    # Django's own way, value by value (what insert_rows did before its plan); `created` is stamped anew by
+    # each preparation, so it is left out.
+    slow = [field.get_db_prep_save(_filled(field, run), connection) for field in fields]
+    fast = row_params(WorkflowRun, [run], connection)
+
+    def shown(values):
+        # Same value and same type: PostgreSQL's prepared statements are keyed on the parameters' types
+        # (Int4 and a plain int differ there); JSON goes in as an adapter around the value.
+        return [(field.name, type(value), getattr(value, "obj", value))
+                for field, value in zip(fields, values, strict=True) if field.name != "created"]
+
+    assert shown(fast) == shown(slow)
