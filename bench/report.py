@@ -377,7 +377,9 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 An AMD EPYC slower than session 14's (its baselines took 1,109–1,232 req/s of intake, best of three, and
 kept up with 570–612 webhook calls a second) and unsteady: at a fixed 270 webhook calls a second, the same
 tree's stack CPU per run read anything from 5.9 to 7.5 ms from one window to the next. This session's
-change, O38, builds the inserted rows' values from a plan made once per model. The sustained search now
+change, O38, builds the inserted rows' values from a plan made once per model; these runs measured
+its first version, which also passed integers without Django's preparation, until the review took that
+out (d84a39c: 3.64 M instructions a webhook call then, 3.75 M now; not run again in full). The sustained search now
 paces its load to a rate rather than to a pause per connection (see below). From this section on, ratios
 are shown rounded down to a whole percent, so that 59.6% reads 59% beside a 60% target, not 60%.
 In the three runs intake met the target at 64 connections in all
