@@ -397,6 +397,12 @@ with the older pacing, read 58% / 64%, 49%, 82% and 54%. Side by side (the last 
 
 {_saved_run("session15-run-3.json")}
 
+A fourth run, of the final tree f08b0f9 (O38 as reviewed), at the session's end: intake 65% / 66% and the
+drain 94% met, sustained 45% missed (294 runs/s kept up against a baseline that kept up with 642, its
+highest of the session):
+
+{_saved_run("session15-final-tree-run.json")}
+
 Session 15's first run, of tree 35d07d3 (O1–O37, the sustained search still pacing by pauses):
 
 {_saved_run("session15-start-run.json")}
