@@ -45,7 +45,8 @@ class Trial:
         return f"{pacing}: {self.result.rps:.0f} req/s in, {self.rate:.0f} {what}/s done, {verdict}"
 
     def summary(self) -> dict:
-        return {"target": round(self.target, 1) if self.target is not None else None, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
+        target = round(self.target, 1) if self.target is not None else None
+        return {"target": target, "rps": round(self.result.rps, 1), "rate": round(self.rate, 1),
                 "kept_up": self.kept_up, "p99_ms": self.result.p99_ms}
 
 
