@@ -1,4 +1,6 @@
 """Routes of the workflow endpoints and the management API; each answers with and without its slash."""
+import re
+
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.urls import re_path
@@ -31,11 +33,19 @@ def api_not_found(request, rest=""):
     return JsonResponse(error_body("not_found", f"No API route {request.path!r}."), status=404)
 
 
+# The workflow endpoints: prefix, answer style, draft, URL name.
+ENDPOINTS = [
+    ("api/wf/", responses.PLAIN, False, "workflow-endpoint"),
+    ("api/1.1/wf/", responses.BUBBLE, False, "workflow-endpoint-bubble"),
+    ("version-test/api/wf/", responses.PLAIN, True, "workflow-endpoint-test"),
+    ("version-test/api/1.1/wf/", responses.BUBBLE, True, "workflow-endpoint-test-bubble"),
+]
+# A workflow call's path (not /initialize, which a signed-in editor may use): config/wsgi.py serves these
+# through settings.WEBHOOK_MIDDLEWARE.
+CALL_PATH = re.compile(rf"^/(?:{'|'.join(re.escape(prefix) for prefix, *_ in ENDPOINTS)}){SEGMENT}/?$")
+
 urlpatterns = [
-    *_endpoints("api/wf/", responses.PLAIN, False, "workflow-endpoint"),
-    *_endpoints("api/1.1/wf/", responses.BUBBLE, False, "workflow-endpoint-bubble"),
-    *_endpoints("version-test/api/wf/", responses.PLAIN, True, "workflow-endpoint-test"),
-    *_endpoints("version-test/api/1.1/wf/", responses.BUBBLE, True, "workflow-endpoint-test-bubble"),
+    *(pattern for endpoint in ENDPOINTS for pattern in _endpoints(*endpoint)),
     # --- Management API ------------------------------------------------------------------------
     *both("api/workflows", by_method(GET=workflows.WorkflowListApi, POST=workflows.WorkflowCreateApi), "api-workflows"),
     *both("api/workflows/<str:name>", by_method(

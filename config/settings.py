@@ -485,10 +485,18 @@ from django.utils.csp import CSP  # noqa: E402  (settings are read top to bottom
 INSTALLED_APPS += ["audit"]
 # The CSP header on every response; the audit middleware lets model signals name who acted.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-                  "django.middleware.csp.ContentSecurityPolicyMiddleware")
+                  "config.csp.ContentSecurityPolicyMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
                   "audit.context.AuditContextMiddleware")
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
+# Workflow calls come from machines: no session, CSRF cookie, message, login page or audited change
+# applies to them, so config/wsgi.py serves them through this shorter list (every response header stays).
+WEBHOOK_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 
 # Sign-in throttling (config/login.py): failures per username and IP, and per IP, within the lockout period.
 AUTHENTICATION_BACKENDS = ["config.login.ThrottledModelBackend"]
