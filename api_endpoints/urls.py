@@ -21,8 +21,8 @@ def _endpoints(prefix: str, style: str, draft: bool, name: str) -> list:
     call = WorkflowCallApi.as_view(style=style, draft=draft)
     initialize = WorkflowInitializeApi.as_view(style=style, draft=draft)
     return [
-        re_path(rf"^{prefix}{SEGMENT}/initialize/?$", initialize, name=f"{name}-initialize"),
-        re_path(rf"^{prefix}{SEGMENT}/?$", call, name=name),
+        re_path(rf"^{re.escape(prefix)}{SEGMENT}/initialize/?$", initialize, name=f"{name}-initialize"),
+        re_path(rf"^{re.escape(prefix)}{SEGMENT}/?$", call, name=name),
     ]
 
 
@@ -40,9 +40,9 @@ ENDPOINTS = [
     ("version-test/api/wf/", responses.PLAIN, True, "workflow-endpoint-test"),
     ("version-test/api/1.1/wf/", responses.BUBBLE, True, "workflow-endpoint-test-bubble"),
 ]
-# A workflow call's path (not /initialize, which a signed-in editor may use): config/wsgi.py serves these
-# through settings.WEBHOOK_MIDDLEWARE.
-CALL_PATH = re.compile(rf"^/(?:{'|'.join(re.escape(prefix) for prefix, *_ in ENDPOINTS)}){SEGMENT}/?$")
+# A workflow call's whole path (not /initialize, which a signed-in editor may use), for fullmatch as the
+# resolver matches: config/wsgi.py serves these through settings.WEBHOOK_MIDDLEWARE.
+CALL_PATH = re.compile(rf"/(?:{'|'.join(re.escape(prefix) for prefix, *_ in ENDPOINTS)}){SEGMENT}/?")
 
 urlpatterns = [
     *(pattern for endpoint in ENDPOINTS for pattern in _endpoints(*endpoint)),

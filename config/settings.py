@@ -489,14 +489,19 @@ MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddlewar
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
                   "audit.context.AuditContextMiddleware")
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("django.template.context_processors.csp")
-# Workflow calls come from machines: no session, CSRF cookie, message, login page or audited change
-# applies to them, so config/wsgi.py serves them through this shorter list (every response header stays).
-WEBHOOK_MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "config.csp.ContentSecurityPolicyMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+# Workflow calls come from machines: no session, CSRF cookie, message, login page, audited change or
+# static file applies to them, so config/wsgi.py serves them through MIDDLEWARE without these (a
+# middleware added to MIDDLEWARE later applies to them too, unless it is named here).
+BROWSER_ONLY_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.context.AuditContextMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
+WEBHOOK_MIDDLEWARE = [name for name in MIDDLEWARE if name not in BROWSER_ONLY_MIDDLEWARE]
 
 # Sign-in throttling (config/login.py): failures per username and IP, and per IP, within the lockout period.
 AUTHENTICATION_BACKENDS = ["config.login.ThrottledModelBackend"]
