@@ -1,4 +1,5 @@
 """Shared fixtures, and the rule that CI may skip nothing."""
+import contextlib
 import os
 import socket
 import time
@@ -7,11 +8,25 @@ from uuid import uuid4
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.db import connection
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 
 from workflows.actions.base import StepContext
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+@contextlib.contextmanager
+def requests_in_test_transaction():
+    """Requests served in-process keep the test's connection, as in Django's test client: closing it after
+    each request would end the test's (rolled back) transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def _answers(host: str, port: int) -> bool:

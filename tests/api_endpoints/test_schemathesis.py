@@ -3,9 +3,7 @@ that breaks the document (bounded and derandomized, so CI sees the same examples
 import pytest
 import schemathesis
 from django.core.cache import cache
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -15,7 +13,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api_endpoints.models import ApiToken
+from config.wsgi import application
 from datastore.services import data_type_create, record_create
+from tests.conftest import requests_in_test_transaction
 from workflows.models import Workflow
 from workflows.services import run_enqueue, secret_set
 
@@ -29,16 +29,9 @@ KNOWN_EXAMPLES = 4
 
 @pytest.fixture
 def wsgi_app():
-    """The real WSGI application, called in-process within the test's transaction.
-
-    Like Django's test client, it must not close the database connection after each request: that
-    connection holds the test's (rolled back) transaction.
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield get_wsgi_application()
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    """The real WSGI application (config.wsgi), called in-process within the test's transaction."""
+    with requests_in_test_transaction():
+        yield application
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ import json
 
 import pytest
 from django.conf import settings
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from django.test import Client, RequestFactory, override_settings
 from django.urls import Resolver404, resolve
 
 from api_endpoints.webhooks import WorkflowCallApi
 from config.wsgi import application
+from tests.conftest import requests_in_test_transaction
 
 from .conftest import bearer
 
@@ -35,16 +34,10 @@ def served(method: str, path: str, body: dict | None = None, **extra) -> tuple[i
     def start_response(status, headers, exc_info=None):
         answer["status"], answer["headers"] = int(status.split()[0]), headers
 
-    # As Django's test client does: the test's transaction must outlive the request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
+    with requests_in_test_transaction():
         response = application(request.environ, start_response)
         content = b"".join(response)
         response.close()
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
     headers = {}
     for name, value in answer["headers"]:
         headers.setdefault(name, []).append(value)

@@ -6,10 +6,10 @@ import os
 
 import pytest
 import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+
+from config.wsgi import application
+from tests.conftest import requests_in_test_transaction
 
 from .conftest import bearer
 
@@ -20,12 +20,8 @@ LARGE = os.environ.get("ENGINE_ROOM_RELIABILITY_SIZE") == "large"
 
 @pytest.fixture
 def wsgi_app():
-    # In-process like the test client: the connection must outlive each request.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield get_wsgi_application()
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+    with requests_in_test_transaction():
+        yield application
 
 
 def test_sequences_of_management_calls_never_5xx(wsgi_app, admin_token, make_workflow):
