@@ -229,13 +229,15 @@ class _Statement(NamedTuple):
     # For config.sql.converted, with the calling thread's connection: a statement is shared by every thread.
     converters: tuple[tuple[int, object, list], ...]
     attnames: list[str]
+    # How many of the WHERE clause's first parameters the SQL holds written in (the type's id, or none).
+    written: int = 0
 
     def records(self, alias: str, where_params: list) -> list[Record]:
         """The rows as Records with `type_current` set, read straight from the cursor: a raw queryset's
         per-call setup (its columns and model init order) cost a third of the search (bench O31)."""
         db = connections[alias]
         with db.cursor() as cursor:
-            cursor.execute(self.sql, [*self.before, *where_params, *self.after])
+            cursor.execute(self.sql, [*self.before, *where_params[self.written:], *self.after])
             rows = cursor.fetchall()
         width = len(self.attnames)
         records = []
@@ -263,10 +265,20 @@ def _statement(queryset: QuerySet[Record], data_type: DataType, where_sql: str, 
     if fields != list(range(len(fields))) or compiler.annotation_col_map != {"type_current": len(fields)}:
         return None
     start = sql[: sql.index(where_sql)].count("%s")
+    written = 0
+    pieces = sql.split("%s")
+    qn = connections[queryset.db].ops.quote_name
+    type_column = f"{qn(Record._meta.db_table)}.{qn(Record._meta.get_field('data_type').column)} = "
+    if pieces[start].endswith(type_column) and type(params[start]) is int and params[start] == data_type.pk:
+        # The type's id written in: with it a parameter, PostgreSQL's one plan for all values (a prepared
+        # statement's generic plan) had to guess the type's share of the records, looked worse than each
+        # search's own plan, and so it planned every search again, which cost it more than the search ran.
+        sql = "%s".join([*pieces[:start], f"{pieces[start]}{data_type.pk:d}{pieces[start + 1]}", *pieces[start + 2:]])
+        written = 1
     converters = tuple((position, expression, functions) for position, (functions, expression)
                        in compiler.get_converters([column for column, _, _ in compiler.select]).items())
     attnames = [column.target.attname for column, _, _ in compiler.select[: len(fields)]]
-    return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), converters, attnames)
+    return _Statement(sql, tuple(params[:start]), tuple(params[start + where_count:]), converters, attnames, written)
 
 
 def record_count(*, data_type: DataType, filter: Mapping | None = None, source: str = "json") -> int:

@@ -50,3 +50,36 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_mode_pooler():
                          capture_output=True, text=True, check=True)
     assert on.stdout.split() == ["True", "2"]
     assert off.stdout.split() == ["None", "None"]
+
+
+def _plans(fragment: str) -> tuple[int, int]:
+    """(generic, custom) plans PostgreSQL made for this connection's prepared statement holding `fragment`."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                       [f"%{fragment}%"])
+        return cursor.fetchone()
+
+
+def test_a_search_of_one_shape_is_planned_once_for_all_its_values(workspace):  # noqa: F811
+    """A find_records search keeps one plan whatever its values: with the type's id a parameter, PostgreSQL
+    judged its plan for any value worse than each value's own and planned every search again (bench O40)."""
+    from datastore.models import DataType, Record
+    from datastore.selectors import records_search
+    from datastore.services import record_create
+
+    customers = DataType.objects.get(name="bench_customer")
+    for n in range(30):
+        record_create(data_type=customers, fields={"email": f"c{n}@example.com", "name": f"C{n}", "plan": "free"})
+    # Records of another type, as in any workspace, and the statistics the planner judges by.
+    items = DataType.objects.get(name="bench_item")
+    Record.objects.bulk_create(Record(data_type=items, data={"n": n, "score": 0}) for n in range(5000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE datastore_record")
+    found = [records_search(type_name="bench_customer", filter={"email": f"c{n % 30}@example.com"}, order_by=None,
+                            limit=1) for n in range(20)]
+    assert [(rows[0].data["name"], count) for rows, count in found] == [(f"C{n}", 1) for n in range(20)]
+    generic, custom = _plans('FROM "datastore_record"')
+    # Once prepared (psycopg, at its second use), PostgreSQL plans five executions for their own values, then
+    # uses the one plan if it looks as good: every later search.
+    assert custom <= 5 and generic >= 10
+
