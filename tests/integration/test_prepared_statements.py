@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from tests.test_structure import workspace  # noqa: F401  (the benchmark's bundle, as a fixture)
 from workflows import engine
@@ -83,3 +83,25 @@ def test_a_search_of_one_shape_is_planned_once_for_all_its_values(workspace):  #
     # uses the one plan if it looks as good: every later search.
     assert custom <= 5 and generic >= 10
 
+
+def test_the_statements_that_claim_and_end_a_run_find_it_by_its_id():
+    """A prepared statement's one plan for all values finds the run by its primary key: on a small table the
+    status index looked as cheap, and a connection that chose it kept it as the table grew, each end then
+    reading every "running" entry of the index, live or dead (bench O41)."""
+    db = connections["default"]
+    statements = {
+        "claim": engine._claim_statement(db)[0],
+        "end_and_claim": engine._progress_statement(db, ("status", "finished_at"), True, (), True),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            for name, sql in statements.items():
+                count = sql.count("%s")
+                cursor.execute(f"PREPARE plan_{name} AS {sql % tuple(f'${n}' for n in range(1, count + 1))}")
+                cursor.execute(f"EXPLAIN EXECUTE plan_{name}({', '.join(['NULL'] * count)})")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                cursor.execute(f"DEALLOCATE plan_{name}")
+                assert "run_status_created" not in plan and "logs_workflowrun_pkey" in plan, plan
+        finally:
+            cursor.execute("RESET plan_cache_mode")
