@@ -372,6 +372,62 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
+### Session 17's machine: three full runs with O40 and O41 (O1–O41)
+
+An AMD EPYC again (2 cores), whose speed swung within the hour more than any change of the session: at a
+fixed 240 webhook calls a second the bare baseline's stack CPU per call read 4.4–4.9 ms at the session's start
+and 5.1–6.2 ms two hours later, and its sustained figure went from 383 to 567 runs/s between runs; in the
+third run PostgreSQL's disk stalled every process 24% of the time (`/proc/pressure/io`, full, one-minute
+average), which sank every figure that writes (the 10,000-item list ran at 289 items/s against 553 and 605
+in the runs before it, the idle sync p99 went to 67 ms). The session looked at where the sustained figure's
+CPU goes on the whole stack, process by process (below), found two plans PostgreSQL kept making badly, and
+fixed both: O40 (a search's statement planned once instead of every time) and O41 (the statements that claim
+and end a run find it by its key). Together they cut PostgreSQL's statement time per run at 240 calls a
+second from about 830 µs to about 500 µs. The session's first run, of the tree before them (601924e), met
+every target but intake at 16 connections (59%) and sustained load (52%: 240 runs/s kept up against 454).
+With them, intake met the target at 16 connections in two runs of three (67%, 55%, 61%) and at 64 in all
+(63%, 74%, 65%); sustained load missed in all three (53%, 37%, 50%). In run 1, paced loads of 268, 280 and
+286 calls a second kept up (58–62% of that run's baseline), but their confirmations at 286 and 280 fell
+behind, so the unpaced 244 stands, as the rule says; in run 2 the baseline kept up with 567 and Engine Room
+with 213. Every other figure met its target in the first two runs; the third, on the stalling disk, missed
+the idle sync p99 and the list. Side by side (the last column: met when most runs met it):
+
+{_across(_load_saved("session17-run-3.json")[0], ["session17-run-1.json", "session17-run-2.json"])}
+
+{_saved_run("session17-run-1.json")}
+
+{_saved_run("session17-run-2.json")}
+
+{_saved_run("session17-run-3.json")}
+
+Session 17's first run, of tree 601924e (O1–O39):
+
+{_saved_run("session17-start-run.json")}
+
+### Measured on the way (session 17)
+
+- **Where the sustained figure's CPU goes.** Paced to the same 240 webhook calls a second (both stacks keep
+  up), CPU per call by process group from `/proc` (user and system time), windows of the two stacks
+  alternating: the baseline 4.4–4.9 ms (web 2.4–2.7, its Celery worker 1.7–1.9 — 1.7 of it in the
+  consumer process that receives the messages, PostgreSQL nothing, Redis 0.2); Engine Room before O40 and
+  O41 7.2–7.9 ms (web 2.7–3.1, worker children 2.6–2.9, PostgreSQL 1.2–1.5, Redis 0.3). The webs cost the
+  same: Engine Room's web process does fewer Python instructions a call than the baseline's (3.45 M against
+  4.73 M, session 16), and its run row's INSERT and commit add about 0.3 ms in PostgreSQL. The gap is the run
+  itself: its three steps, claim and log in the worker (2.0–2.4 ms of CPU a run in process, nothing else
+  running) and its statements in PostgreSQL, where the baseline's no-op task writes nothing.
+- **What PostgreSQL did per run** (pg_stat_statements, a 240-calls/s window): the statement that ends a run and
+  claims the next took 455–674 µs and read 275–355 shared buffers, because some connections' generic plan
+  found the run through the status index (O41); the search was planned anew for every call, 110–161 µs
+  beside 62–80 µs of execution (O40); the step rows' three foreign-key checks 14–19 µs each, the run row's
+  two 5–14 µs. With O40 and O41: 212 µs for an end with a claim, 139 without, 66 for a lone claim, 74 for
+  the search, 1 µs of planning.
+- **A faster Redis reply parser, not adopted.** With hiredis installed, redis-py parses replies in C: a
+  webhook call and its run took 7.70 M instructions in process against 7.97 M (callgrind, 250 minus 50 of
+  each). It would speed the baseline's Celery consumer too, which parses a reply for every message it
+  receives, so it was not measured as a change of the ratios and is not in the requirements.
+- **Two drainer places instead of three** (`ENGINE_ROOM_DRAINERS=2`): within the machine's swing at 240
+  calls a second (7.9 ms of stack CPU a run against 7.9), not adopted.
+
 ### Session 16's machine: four full runs with O39 (O1–O39)
 
 An Intel Xeon (2 cores at 2.8 GHz), much slower than sessions 14 and 15's AMD EPYCs and unsteady: the host
