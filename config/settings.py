@@ -115,7 +115,7 @@ else:
     DATABASES["default"]["OPTIONS"].setdefault(
         "application_name", env.str("ENGINE_ROOM_DB_APPLICATION_NAME", default="engine_room")
     )
-    # Server-side binding lets psycopg prepare a statement on a connection's second use: PostgreSQL then
+    # Server-side binding lets psycopg prepare a statement after a connection's second use: PostgreSQL then
     # skips parsing and planning the claim, the commit and every ORM query that repeats (bench O22).
     # Turn it off behind a transaction-mode PgBouncer older than 1.21 (docs/scaling.md).
     if env.bool("ENGINE_ROOM_DB_PREPARED", default=True):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from config.database import connection_lost
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
 from config.sql import columns_sql, converted, insert_rows, mark_written, recordset_sql, rows_json
-from logs.models import RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun
+from logs.models import STATUS_IS_SQL, RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun, status_is
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
 from workflows import expressions
@@ -57,18 +57,11 @@ def definition_for(run: WorkflowRun) -> definitions.Definition:
 
 def _held(run: WorkflowRun):
     """The run's row while this worker's claim on it holds (an UPDATE of it matches nothing otherwise)."""
-    return WorkflowRun.objects.filter(id=run.id, claim=run.claim, status=RunStatus.RUNNING)
+    return WorkflowRun.objects.filter(status_is(RunStatus.RUNNING), id=run.id, claim=run.claim)
 
 
 def _lease_until():
     return timezone.now() + timedelta(seconds=settings.ENGINE_ROOM_LEASE_SECONDS)
-
-
-# A run is found by its id, and its status only checked: compared as an expression, the status cannot pick
-# the index that leads with it. On a small table (a new install, the benchmark's emptied one) both indexes
-# looked as cheap for a prepared statement's one plan, and the status index, once chosen, stayed chosen
-# on that connection as the table grew: every end then read each "running" entry, live or dead.
-_STATUS_IS = "(status || '') = %s"
 
 
 @functools.lru_cache(maxsize=64)
@@ -81,7 +74,7 @@ def _claim_statement(db) -> tuple[str, list[str], list[tuple]]:
     sql = (
         f"UPDATE {qn(WorkflowRun._meta.db_table)} SET status = %s, claim = claim + 1, lease_expires_at = %s, "
         "started_at = COALESCE(started_at, %s), waits_for_slot = %s, resends = 0 "
-        f"WHERE id = %s AND {_STATUS_IS} AND max_concurrency = 0 AND (not_before IS NULL OR not_before <= %s) "
+        f"WHERE id = %s AND {STATUS_IS_SQL} AND max_concurrency = 0 AND (not_before IS NULL OR not_before <= %s) "
         f"RETURNING {', '.join(qn(field.column) for field in fields)}"
     )
     converters = []
@@ -197,7 +190,7 @@ def _progress_statement(db, columns: tuple[str, ...], with_rows: bool, extra: tu
     meta = WorkflowRun._meta
     sets = ", ".join(f"{qn(meta.get_field(name).column)} = %s" for name in columns)
     update = (f"UPDATE {qn(meta.db_table)} SET {sets}, wu = wu + %s "
-              f"WHERE id = %s AND claim = %s AND {_STATUS_IS} RETURNING cancel_requested")
+              f"WHERE id = %s AND claim = %s AND {STATUS_IS_SQL} RETURNING cancel_requested")
     if not with_rows and not extra and not claim_next:
         return update
     logged = (f", logged AS (INSERT INTO {qn(StepRun._meta.db_table)} ({columns_sql(db, StepRun)}) "
@@ -298,7 +291,7 @@ def _claim(run_id) -> WorkflowRun | None:
         running = WorkflowRun.objects.filter(workflow_id=run.workflow_id, status=RunStatus.RUNNING).count()
         if running >= limit:
             # Wait for a slot: the run that finishes next resends this one (the sweeper is the safety net).
-            WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
+            WorkflowRun.objects.filter(status_is(RunStatus.QUEUED), id=run.id).update(
                 waits_for_slot=True,
                 not_before=now + timedelta(seconds=settings.ENGINE_ROOM_SWEEP_QUEUED_AFTER_SECONDS),
                 resends=0,  # the sweeper's safety net starts over from this wait
@@ -319,7 +312,7 @@ def _lease_renewed(run: WorkflowRun) -> WorkflowRun | None:
 def _claim_row(run: WorkflowRun, now) -> WorkflowRun | None:
     """The conditional update that makes a run ours; it fails if anyone claimed it since we read it."""
     lease = _lease_until()
-    claimed = WorkflowRun.objects.filter(id=run.id, status=RunStatus.QUEUED, claim=run.claim).update(
+    claimed = WorkflowRun.objects.filter(status_is(RunStatus.QUEUED), id=run.id, claim=run.claim).update(
         status=RunStatus.RUNNING,
         claim=F("claim") + 1,
         lease_expires_at=lease,
@@ -351,7 +344,7 @@ def _release_slot(run: WorkflowRun) -> None:
         .values_list("id", "queue")
         .first()
     )
-    if waiting and WorkflowRun.objects.filter(id=waiting[0], status=RunStatus.QUEUED, waits_for_slot=True).update(
+    if waiting and WorkflowRun.objects.filter(status_is(RunStatus.QUEUED), id=waiting[0], waits_for_slot=True).update(
         not_before=None, waits_for_slot=False
     ):
         dispatch(*waiting)

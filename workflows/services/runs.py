@@ -9,7 +9,7 @@ from django.utils import timezone
 from config.errors import NotFoundError
 from config.sql import GroupInsert, insert_row, insert_rows
 from logs.budget import check_wu_budget
-from logs.models import RunStatus, RunTrigger, WorkflowRun
+from logs.models import RunStatus, RunTrigger, WorkflowRun, status_is
 from workflows.models import Workflow
 from workflows.selectors import runs_stale_q, version_definition
 
@@ -185,14 +185,14 @@ def runs_enqueue_many(*, specs: list[dict]) -> list[WorkflowRun]:
 def run_cancel(*, run: WorkflowRun) -> WorkflowRun:
     """Cancel a queued run at once; a running one stops before its next step."""
     if not run_cancel_queued(run_id=run.id):
-        WorkflowRun.objects.filter(id=run.id, status=RunStatus.RUNNING).update(cancel_requested=True)
+        WorkflowRun.objects.filter(status_is(RunStatus.RUNNING), id=run.id).update(cancel_requested=True)
     run.refresh_from_db()
     return run
 
 
 def run_cancel_queued(*, run_id) -> bool:
     """Cancel a queued run (False when it is not queued, or is gone), and say so to whoever waits on it."""
-    cancelled = WorkflowRun.objects.filter(id=run_id, status=RunStatus.QUEUED).update(
+    cancelled = WorkflowRun.objects.filter(status_is(RunStatus.QUEUED), id=run_id).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error_code="cancelled",
         error="Cancelled before it started.",
     )

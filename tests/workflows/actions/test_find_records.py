@@ -1,4 +1,6 @@
 """find_records: config validation and run."""
+import re
+
 import pytest
 
 from datastore.services import record_create
@@ -98,6 +100,29 @@ def test_searches_of_one_shape_each_find_their_own_records(invoices, make_contex
     over = _search(make_context, filter={"amount__gte": 10}, order_by="amount", limit=2)
     assert [r["amount"] for r in over["records"]] == [10, 20] and over["count"] == 3
     assert len(selectors._statements) == 5 and all(selectors._statements.values())  # none fell back
+
+
+@pytest.mark.django_db
+def test_two_types_searched_with_the_same_filter_each_find_their_own_records(invoices, make_context,
+                                                                            fresh_process):
+    """Each type's statement has its own id written in (bench O40), never another type's or a filter's value:
+    two types with the same fields, searched with the same filter, each find only their own records."""
+    from datastore import selectors
+    from datastore.services import data_type_create
+
+    quotes = data_type_create(name="quote", fields=[{"name": "amount", "type": "number", "required": True},
+                                                    {"name": "customer", "type": "text"}])
+    for data_type, amount in ((invoices, 30), (invoices, 10), (quotes, 99)):
+        record_create(data_type=data_type, fields={"amount": amount, "customer": "acme"})
+    selectors._statements.clear()
+    found = {name: sorted(r["amount"] for r in _search(make_context, type=name, filter={"customer": "acme"},
+                                                       limit=5)["records"])
+             for name in ("invoice", "quote", "invoice", "quote")}
+    assert found == {"invoice": [10, 30], "quote": [99]}
+    statements = list(selectors._statements.values())
+    assert len(statements) == 2 and all(statement.written == 1 for statement in statements)
+    written = [re.findall(r'"data_type_id" = (\d+)', statement.sql) for statement in statements]
+    assert sorted(written) == sorted([[str(invoices.pk)], [str(quotes.pk)]])
 
 
 @pytest.mark.django_db
