@@ -271,6 +271,13 @@ def _across(results, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _session_runs(session: int, runs: int) -> str:
+    """A session's saved runs side by side (its final-tree run last), then each run's own table."""
+    names = [f"session{session}-run-{number}.json" for number in range(1, runs + 1)]
+    final = f"session{session}-final-tree-run.json"
+    return "\n\n".join([_across(_load_saved(final)[0], names), *map(_saved_run, names), _saved_run(final)])
+
+
 def write_markdown(results, path: Path) -> None:
     from bench.figures import KEPT_UP, SIZES, Size
 
@@ -397,15 +404,7 @@ same code). The review's change after them (f8d1877) takes the same expression i
 statements that know a run by id (a lease's renewal, a retry's wait, a release, a cancel, a limited claim),
 which these figures do not run. Side by side (the last column: met when most runs met it):
 
-{_across(_load_saved("session17-final-tree-run.json")[0], ["session17-run-1.json", "session17-run-2.json", "session17-run-3.json"])}
-
-{_saved_run("session17-run-1.json")}
-
-{_saved_run("session17-run-2.json")}
-
-{_saved_run("session17-run-3.json")}
-
-{_saved_run("session17-final-tree-run.json")}
+{_session_runs(17, 3)}
 
 Session 17's first run, of tree 601924e (O1–O39):
 
@@ -457,15 +456,7 @@ between a trial and its confirmation), so the figure is the unpaced one, as the 
 measured trees 9d84f01 and e329e9e; the fourth, the final tree a47b02d, whose changes after them (the
 review's) leave a call's work as it was. Side by side (the last column: met when most runs met it):
 
-{_across(_load_saved("session16-final-tree-run.json")[0], ["session16-run-1.json", "session16-run-2.json", "session16-run-3.json"])}
-
-{_saved_run("session16-run-1.json")}
-
-{_saved_run("session16-run-2.json")}
-
-{_saved_run("session16-run-3.json")}
-
-{_saved_run("session16-final-tree-run.json")}
+{_session_runs(16, 3)}
 
 Session 16's first run, of tree 011d2bc (O1–O38):
 
