@@ -3,7 +3,6 @@ cost more than running it: the statement is built once per connection wrapper, m
 import datetime
 import decimal
 import functools
-import json
 import os
 import threading
 import uuid
@@ -97,16 +96,30 @@ def recordset_sql(db, model, alias: str) -> str:
     return f"jsonb_to_recordset(%s::jsonb) AS {qn(alias)}({columns})"
 
 
+class EncodedJSON(str):
+    """A JSON column's value already encoded as JSON text (a step log's input or output, encoded once to
+    measure it): rows_json and row_params write the text as it is instead of decoding and encoding it again."""
+
+    __slots__ = ()
+
+
+# One encoder for every row: json.dumps(cls=…) builds a new one on each call.
+_ENCODER = DjangoJSONEncoder()
+
+
 def rows_json(model, objs: list) -> str:
     """objs' rows as one JSON array for recordset_sql, with defaults and auto_now filled as save() would;
-    a JSON column's value goes in as it is (Django's encoder for what JSON lacks), a JSON null as NULL."""
+    a JSON column's value goes in as it is (Django's encoder for what JSON lacks; EncodedJSON's text
+    verbatim), a JSON null as NULL."""
     plan = _row_plan(model)
-    rows = []
+    rows, encoded = [], []
     for obj in objs:
-        row = {}
+        row, texts = {}, []
         for column, attname, field, is_json in plan:
             value = getattr(obj, attname) if field is None else _filled(field, obj)
-            if is_json or type(value) in _AS_IS:
+            if is_json and type(value) is EncodedJSON:
+                texts.append(f"{_ENCODER.encode(column)}:{value}")
+            elif is_json or type(value) in _AS_IS:
                 row[column] = value
             elif isinstance(value, datetime.datetime | datetime.date | datetime.time):
                 row[column] = value.isoformat()  # whole microseconds, unlike DjangoJSONEncoder
@@ -115,7 +128,23 @@ def rows_json(model, objs: list) -> str:
             else:
                 row[column] = value
         rows.append(row)
-    return json.dumps(rows, cls=DjangoJSONEncoder)
+        encoded.append(texts)
+    if not any(encoded):
+        return _ENCODER.encode(rows)
+    # Each object's other columns encoded, and the encoded ones added before its closing brace.
+    return "[" + ",".join(
+        _ENCODER.encode(row)[:-1] + ("," if row and texts else "") + ",".join(texts) + "}"
+        for row, texts in zip(rows, encoded, strict=True)
+    ) + "]"
+
+
+def _encoded_param(text: EncodedJSON, db):
+    """EncodedJSON as a JSON column's parameter: the text itself, which PostgreSQL's Jsonb is told not to encode."""
+    if db.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(text, dumps=str)
+    return str(text)
 
 
 def row_params(model, objs: list, db) -> list:
@@ -124,7 +153,12 @@ def row_params(model, objs: list, db) -> list:
     for obj in objs:
         for field, attname, plain, as_is in plan:
             value = getattr(obj, attname) if plain else _filled(field, obj)
-            params.append(value if type(value) in as_is else field.get_db_prep_save(value, db))
+            if type(value) in as_is:
+                params.append(value)
+            elif type(value) is EncodedJSON:
+                params.append(_encoded_param(value, db))
+            else:
+                params.append(field.get_db_prep_save(value, db))
     return params
 
 

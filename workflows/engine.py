@@ -2,7 +2,6 @@
 import collections
 import contextlib
 import functools
-import json
 import logging
 import os
 import threading
@@ -22,7 +21,15 @@ from django.utils import timezone
 
 from config.database import connection_lost
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
-from config.sql import columns_sql, converted, insert_rows, mark_written, recordset_sql, rows_json
+from config.sql import (
+    EncodedJSON,
+    columns_sql,
+    converted,
+    insert_rows,
+    mark_written,
+    recordset_sql,
+    rows_json,
+)
 from logs.models import STATUS_IS_SQL, RunStatus, RunTrigger, StepRun, StepStatus, WorkflowRun, status_is
 from logs.signals import run_answered, run_finished
 from workflows import definition as definitions
@@ -484,13 +491,29 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
         hand_back()  # what an escaping error left unstarted (nothing, when the loop ran out)
 
 
+# What a log row's values are encoded with (anything JSON lacks as its str()), built once.
+_LOG_ENCODER = DjangoJSONEncoder(default=str)
+
+
 def _json_size_capped(value):
-    """A value as stored in a log row: JSON-safe and at most ENGINE_ROOM_STEP_OUTPUT_LIMIT characters."""
-    text = json.dumps(value, cls=DjangoJSONEncoder, default=str)
+    """A value as stored in a log row: its JSON text if at most ENGINE_ROOM_STEP_OUTPUT_LIMIT characters,
+    else a preview of it. The text is written as it is: decoding it to store it cost as much as encoding."""
+    text = _LOG_ENCODER.encode(value)
     limit = settings.ENGINE_ROOM_STEP_OUTPUT_LIMIT
     if len(text) <= limit:
-        return json.loads(text), False
+        return EncodedJSON(text), False
     return {"truncated": True, "size": len(text), "preview": text[:limit]}, True
+
+
+@functools.cache
+def _step_attnames() -> tuple[str, ...]:
+    return tuple(field.attname for field in StepRun._meta.concrete_fields)
+
+
+def _step_row(**values) -> StepRun:
+    """A StepRun of every attribute's value, built as from_db builds one (by position): through keywords,
+    Model.__init__ cost more than the rest of a step's log."""
+    return StepRun(*[values[name] for name in _step_attnames()])
 
 
 class Execution:
@@ -724,8 +747,9 @@ class Execution:
             output = {"output": output, "captured": context.captured}
         stored_output, truncated = (_json_size_capped(self.secrets.mask(output, copy=False)) if output is not None
                                      else (None, False))
-        self.pending.append(StepRun(
-            run=self.run,
+        self.pending.append(_step_row(
+            id=None,
+            run_id=self.run.id,
             index=step.index,
             key=step.key,
             action=step.action,

@@ -1,9 +1,12 @@
 """config.sql's statements built once: compiled_once tells a queryset's parameters apart by their sentinels."""
+import json
+from datetime import UTC, datetime
+
 import pytest
 from django.db import connection
 
-from config.sql import _filled, compiled_once, insert_rows, row_params
-from logs.models import RunStatus, WorkflowRun
+from config.sql import EncodedJSON, _filled, compiled_once, insert_rows, row_params
+from logs.models import RunStatus, StepRun, WorkflowRun
 from workflows.models import Workflow
 
 pytestmark = pytest.mark.django_db
@@ -76,3 +79,28 @@ def test_a_rows_parameters_are_what_djangos_own_preparation_gives(values):
                 for field, value in zip(fields, values, strict=True) if field.name != "created"]
 
     assert shown(fast) == shown(slow)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_encoded_json_is_stored_as_the_value_it_encodes_beside_plain_json(count):
+    # One row goes through row_params, several through rows_json (one JSON parameter on PostgreSQL): in
+    # both, an EncodedJSON column holds the value its text encodes, not a string of that text, and the
+    # plain JSON column beside it in the same row is encoded as before.
+    run = WorkflowRun.objects.create(workflow_name="a", trigger="api")
+    value = {"name": "Zoë \"quoted\"", "items": [1, 2.5, None, True], "nested": {"at": "2026-11-28"}}
+    steps = [StepRun(run=run, index=i, key=f"s{i}", action="set_values", status="succeeded",
+                     started_at=datetime(2026, 11, 28, tzinfo=UTC), input=EncodedJSON(json.dumps(value)),
+                     output={"plain": [i]}) for i in range(count)]
+    steps.append(StepRun(run=run, index=count, key="text", action="set_values", status="succeeded",
+                         started_at=datetime(2026, 11, 28, tzinfo=UTC), input=EncodedJSON(json.dumps("just text")),
+                         output=EncodedJSON("null")))
+    insert_rows(StepRun, steps if count > 1 else steps[:1])
+    if count == 1:
+        insert_rows(StepRun, steps[1:])
+
+    stored = {step.key: step for step in StepRun.objects.filter(run=run)}
+    assert [stored[f"s{i}"].input for i in range(count)] == [value] * count
+    assert [stored[f"s{i}"].output for i in range(count)] == [{"plain": [i]} for i in range(count)]
+    assert stored["text"].input == "just text"
+    # JSON null, as a plain None would be: no value, not the string "null".
+    assert stored["text"].output is None
