@@ -23,6 +23,7 @@ from config.database import connection_lost
 from config.errors import ActionError, ApplicationError, ErrorCode, NotFoundError, ParameterError
 from config.sql import (
     EncodedJSON,
+    built,
     columns_sql,
     converted,
     insert_rows,
@@ -505,17 +506,6 @@ def _json_size_capped(value):
     return {"truncated": True, "size": len(text), "preview": text[:limit]}, True
 
 
-@functools.cache
-def _step_attnames() -> tuple[str, ...]:
-    return tuple(field.attname for field in StepRun._meta.concrete_fields)
-
-
-def _step_row(**values) -> StepRun:
-    """A StepRun of every attribute's value, built as from_db builds one (by position): through keywords,
-    Model.__init__ cost more than the rest of a step's log."""
-    return StepRun(*[values[name] for name in _step_attnames()])
-
-
 class Execution:
     """One worker's pass over a claimed run, from its current step to the end (or a retry wait).
 
@@ -747,8 +737,8 @@ class Execution:
             output = {"output": output, "captured": context.captured}
         stored_output, truncated = (_json_size_capped(self.secrets.mask(output, copy=False)) if output is not None
                                      else (None, False))
-        self.pending.append(_step_row(
-            id=None,
+        self.pending.append(built(
+            StepRun,
             run_id=self.run.id,
             index=step.index,
             key=step.key,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from config.sql import EncodedJSON, _filled, compiled_once, insert_rows, row_params
+from config.sql import EncodedJSON, _filled, built, compiled_once, insert_rows, row_params
 from logs.models import RunStatus, StepRun, WorkflowRun
 from workflows.models import Workflow
 
@@ -104,3 +104,24 @@ def test_encoded_json_is_stored_as_the_value_it_encodes_beside_plain_json(count)
     assert stored["text"].input == "just text"
     # JSON null, as a plain None would be: no value, not the string "null".
     assert stored["text"].output is None
+
+
+def test_built_gives_the_instance_the_keyword_path_gives(make_workflow, django_assert_num_queries):
+    # By attname, by a foreign key's object (cached: reading it back costs no query) and by default,
+    # every field ends as Model.__init__'s keyword path leaves it.
+    workflow = make_workflow("built")
+    parent = WorkflowRun.objects.create(workflow=workflow, workflow_name="built", trigger="api")
+    given = dict(workflow=workflow, workflow_name="built", trigger="api", params={"a": 1}, parent_run=parent,
+                 root_run_id=parent.id, depth=1)
+    fast, slow = built(WorkflowRun, **given), WorkflowRun(**given)
+
+    assert isinstance(fast.id, type(slow.id)) and fast.id != slow.id  # each its own uuid4 default
+    assert {field.attname: getattr(fast, field.attname) for field in WorkflowRun._meta.concrete_fields
+            if field.attname != "id"} == {field.attname: getattr(slow, field.attname)
+                                          for field in WorkflowRun._meta.concrete_fields if field.attname != "id"}
+    with django_assert_num_queries(0):
+        assert (fast.workflow, fast.parent_run, fast.version) == (workflow, parent, None)
+    fast.save(force_insert=True)
+    assert WorkflowRun.objects.get(id=fast.id).max_concurrency == 0  # a db_default left to the database
+    with pytest.raises(TypeError, match="no field nonsense"):
+        built(WorkflowRun, workflow_name="x", nonsense=1)

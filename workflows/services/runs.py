@@ -7,7 +7,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import NotFoundError
-from config.sql import GroupInsert, insert_row, insert_rows
+from config.sql import GroupInsert, built, insert_row, insert_rows
 from logs.budget import check_wu_budget
 from logs.models import RunStatus, RunTrigger, WorkflowRun, status_is
 from workflows.models import Workflow
@@ -111,7 +111,8 @@ def _queued_run(
         timeout, max_concurrency = definition.timeout_seconds, definition.max_concurrency
     else:
         timeout, max_concurrency = draft_definition["timeout_seconds"], draft_definition.get("max_concurrency")
-    run = WorkflowRun(
+    run = built(
+        WorkflowRun,
         workflow=workflow,
         workflow_name=workflow.name,
         version=version,
