@@ -379,6 +379,50 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
+### Session 18's machine: four full runs with O42 and O43 (O1–O43)
+
+An Intel Xeon (2 cores) whose host took CPU time from it whenever the stack was loaded: 0.2% over the
+session's first run, then 7.6–10.3% over each later run and up to a third of the time in some ten-second
+windows (`/proc/stat`'s steal, read while the bench ran), so that the same baseline drained 446 no-op tasks a
+second in run 3 and 236 ten minutes later, and its sustained figure went from 152 to 292 runs/s between runs.
+The session made the engine's own Python cheaper where a profile of an in-process run still showed it: O42 (a
+step's log row built by position, its input and output encoded to JSON once instead of encoded, decoded and
+encoded again) and O43 (a webhook call's run row built by position, `config.sql.built`): 4.41 M → 4.12 M
+instructions per three-step run in the worker's code path and 3.46 M → 3.36 M per webhook call in the web's
+(callgrind, whose counts repeat within 0.3%; a list item's run 4.11 M → 3.94 M). The session's first run, of
+the tree before them (b584102), met every target but sustained load (50%: 146 runs/s kept up against 292) and
+the engine's overhead per step (1.25 ms, inline 0.91 ms). With them, intake met the target in all four runs at 16 connections (91%, 79%, 82%, 90%) and in three at 64 (54%, 86%, 76%, 83%); the drain in three (85%, 74%, 35%, 111%: run 3's drain, repeated alone ten minutes later, read 87% against a baseline that had fallen from 446 to 236 tasks/s); isolation and memory in all; the idle sync call in three (p99 62.6 ms in run 4). Sustained load met the target once in four (49%, 76%, 57%, 36%), the overhead per step once (1.24, 0.85, 1.12, 1.20 ms) and the 10,000-item list twice (41%, 36%, 59%, 69%). The sustained windows show the host at work: in run 4 paced loads of 120 and 138 calls a second kept up and, a minute later, 112–138 fell behind with 75–92 runs finished a second, while the baseline kept up with 229; in run 2, on a quieter stretch, Engine Room kept up with 163 against the baseline's 212. Runs 1 measured tree 9fcd3d1 (O42 alone), runs 2 and 3 tree 206bd4e, run 4 the tree after the records (1162f78, the same code); the review's change after it (a JSON null written by one row's parameters as no value, as the JSON parameter writes it; the log's encoder named for what it is) leaves the paths these figures time as they were. Side by side (the last column: met when
+most runs met it):
+
+{_session_runs(18, 3)}
+
+Session 18's first run, of tree b584102 (O1–O41):
+
+{_saved_run("session18-start-run.json")}
+
+### Measured on the way (session 18)
+
+- **Where the CPU goes at 150 webhook calls a second** (both stacks keep up; per-process CPU from `/proc`,
+  three 15-s windows each, the two stacks alternating): the baseline's processes 8.2–8.4 ms a call (web
+  4.4–4.7, its worker 3.3–3.6, Redis 0.3, PostgreSQL nothing), the whole machine busy 8.6–9.2 ms a call;
+  Engine Room's 10.3–11.7 ms (web 4.4–4.8, the two workers 4.8–4.9, PostgreSQL 0.6–1.9, Redis 0.5), the machine
+  busy 12.2–12.9 ms: about 70% of the baseline's work per CPU-second, which is what the sustained figure reads
+  when the host leaves the machine alone (run 2's 76%). The webs cost the same; the rest is the run: its worker
+  CPU, its statements, and work no process group of the stack shows (autovacuum of the run and step tables,
+  the kernel's writes), 1.3–1.9 ms a call against the baseline's 0.3–0.8.
+- **PostgreSQL per run, in process**: the backend's CPU for a run's three statements (claim, search, end with
+  its three step rows) read 0.9–1.05 ms of user and 0.16–0.28 ms of system time a run (2,000 runs, `/proc` of
+  the backend), against 0.64 ms of statement time in its log (claim 0.17, end 0.36, search 0.11). Dropping
+  the step rows' foreign key, then their three time indexes, on a copy of the schema moved it by less than
+  the machine's swing between two identical measures, so neither was pursued.
+- **Where the overhead per step comes from on a slow machine**: in the sync figure's runs (idle stack) the
+  time outside the steps' own was 2.18 ms a run against 1.24 ms for the same run in process; the claim's
+  round trip to a PostgreSQL backend that sat idle between calls is part of it, and the figure takes the
+  actions' own time from the in-process runs. It read 1.25 ms at the start, then 1.24, 0.85 and 1.12 ms.
+- **Not adopted**: the keyword-free `StepRun` of O42 (4.07 M a run) was folded into O43's general helper
+  (4.12 M), one helper being worth the 1%; a fast path for a helper call that names every field bought back
+  half of it and was left out.
+
 ### Session 17's machine: four full runs with O40 and O41 (O1–O41)
 
 An AMD EPYC again (2 cores), whose speed swung within the hour more than any change of the session: at a

@@ -155,8 +155,9 @@ def row_params(model, objs: list, db) -> list:
             value = getattr(obj, attname) if plain else _filled(field, obj)
             if type(value) in as_is:
                 params.append(value)
-            elif type(value) is EncodedJSON:
-                params.append(_encoded_param(value, db))
+            elif type(value) is EncodedJSON and isinstance(field, JSONField):
+                # JSON null as no value, as rows_json's jsonb_to_recordset and Django store a None.
+                params.append(None if value == "null" else _encoded_param(value, db))
             else:
                 params.append(field.get_db_prep_save(value, db))
     return params

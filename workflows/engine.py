@@ -2,6 +2,7 @@
 import collections
 import contextlib
 import functools
+import json
 import logging
 import os
 import threading
@@ -13,7 +14,6 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, connections, router, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -493,7 +493,7 @@ def run_execute_many(run_ids: list, queue: str, timeout_seconds: int) -> None:
 
 
 # What a log row's values are encoded with (anything JSON lacks as its str()), built once.
-_LOG_ENCODER = DjangoJSONEncoder(default=str)
+_LOG_ENCODER = json.JSONEncoder(default=str)
 
 
 def _json_size_capped(value):
