@@ -391,7 +391,18 @@ encoded again) and O43 (a webhook call's run row built by position, `config.sql.
 instructions per three-step run in the worker's code path and 3.46 M → 3.36 M per webhook call in the web's
 (callgrind, whose counts repeat within 0.3%; a list item's run 4.11 M → 3.94 M). The session's first run, of
 the tree before them (b584102), met every target but sustained load (50%: 146 runs/s kept up against 292) and
-the engine's overhead per step (1.25 ms, inline 0.91 ms). With them, intake met the target in all four runs at 16 connections (91%, 79%, 82%, 90%) and in three at 64 (54%, 86%, 76%, 83%); the drain in three (85%, 74%, 35%, 111%: run 3's drain, repeated alone ten minutes later, read 87% against a baseline that had fallen from 446 to 236 tasks/s); isolation and memory in all; the idle sync call in three (p99 62.6 ms in run 4). Sustained load met the target once in four (49%, 76%, 57%, 36%), the overhead per step once (1.24, 0.85, 1.12, 1.20 ms) and the 10,000-item list twice (41%, 36%, 59%, 69%). The sustained windows show the host at work: in run 4 paced loads of 120 and 138 calls a second kept up and, a minute later, 112–138 fell behind with 75–92 runs finished a second, while the baseline kept up with 229; in run 2, on a quieter stretch, Engine Room kept up with 163 against the baseline's 212. Runs 1 measured tree 9fcd3d1 (O42 alone), runs 2 and 3 tree 206bd4e, run 4 the tree after the records (1162f78, the same code); the review's change after it (a JSON null written by one row's parameters as no value, as the JSON parameter writes it; the log's encoder named for what it is) leaves the paths these figures time as they were. Side by side (the last column: met when
+the engine's overhead per step (1.25 ms, inline 0.91 ms). With them, intake met the target in all four runs at
+16 connections (91%, 79%, 82%, 90%) and in three at 64 (54%, 86%, 76%, 83%); the drain in three (85%, 74%, 35%,
+111%: run 3's drain, repeated alone ten minutes later, read 87% against a baseline that had fallen from 446 to
+236 tasks/s); isolation and memory in all; the idle sync call in three (p99 62.6 ms in run 4). Sustained load
+met the target once in four (49%, 76%, 57%, 36%), the overhead per step once (1.24, 0.85, 1.12, 1.20 ms) and the
+10,000-item list twice (41%, 36%, 59%, 69%). The sustained windows show the host at work: in run 4 paced loads
+of 120 and 138 calls a second kept up and, a minute later, 112–138 fell behind with 75–92 runs finished a
+second, while the baseline kept up with 229; in run 2, on a quieter stretch, Engine Room kept up with 163
+against the baseline's 212. Run 1 measured tree 9fcd3d1 (O42 alone), runs 2 and 3 tree 206bd4e, run 4 the tree
+after the records (1162f78, the same code); the review's change after it (a JSON null written by one row's
+parameters as no value, as the JSON parameter writes it; the log's encoder named for what it is) leaves the
+paths these figures time as they were. Side by side (the last column: met when
 most runs met it):
 
 {_session_runs(18, 3)}
