@@ -61,11 +61,17 @@ def _params_plan(model) -> tuple:
     return tuple(plan)
 
 
+# One encoder for every row: json.dumps(cls=…) builds a new one on each call.
+_ENCODER = DjangoJSONEncoder()
+
+
 @functools.cache
 def _row_plan(model) -> tuple:
-    """Per column: (column, attname, the field unless read as set, whether JSON), made once per model."""
+    """Per column: (column, attname, the field unless read as set, its JSON key if a JSON column), made once
+    per model."""
     # Working this out for every value of every row cost more than the rest of a run's step logs (O38).
-    return tuple((field.column, field.attname, None if _read_as_set(field) else field, isinstance(field, JSONField))
+    return tuple((field.column, field.attname, None if _read_as_set(field) else field,
+                  _ENCODER.encode(field.column) if isinstance(field, JSONField) else None)
                  for field in _columns(model))
 
 
@@ -103,10 +109,6 @@ class EncodedJSON(str):
     __slots__ = ()
 
 
-# One encoder for every row: json.dumps(cls=…) builds a new one on each call.
-_ENCODER = DjangoJSONEncoder()
-
-
 def rows_json(model, objs: list) -> str:
     """objs' rows as one JSON array for recordset_sql, with defaults and auto_now filled as save() would;
     a JSON column's value goes in as it is (Django's encoder for what JSON lacks; EncodedJSON's text
@@ -115,11 +117,11 @@ def rows_json(model, objs: list) -> str:
     rows, encoded = [], []
     for obj in objs:
         row, texts = {}, []
-        for column, attname, field, is_json in plan:
+        for column, attname, field, json_key in plan:
             value = getattr(obj, attname) if field is None else _filled(field, obj)
-            if is_json and type(value) is EncodedJSON:
-                texts.append(f"{_ENCODER.encode(column)}:{value}")
-            elif is_json or type(value) in _AS_IS:
+            if json_key is not None and type(value) is EncodedJSON:
+                texts.append(f"{json_key}:{value}")
+            elif json_key is not None or type(value) in _AS_IS:
                 row[column] = value
             elif isinstance(value, datetime.datetime | datetime.date | datetime.time):
                 row[column] = value.isoformat()  # whole microseconds, unlike DjangoJSONEncoder
