@@ -616,6 +616,7 @@ class Execution:
             deadline=self.deadline,
             dry_run=run.dry_run,
             run_child=lambda name, params: self._run_child(step, name, params),
+            secrets=self.secrets,
         )
         started, clock = timezone.now(), time.perf_counter()
         rendered = None

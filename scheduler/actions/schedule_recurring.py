@@ -71,6 +71,7 @@ class ScheduleRecurring(Action):
     def run(self, *, config, context):
         from scheduler.services import recurring_event_create
 
+        context.refuse_secrets(config["params"])
         if context.dry_run:
             context.captured.append({"kind": "schedule_recurring", "workflow": config["workflow"],
                                      "frequency": config["frequency"], "timezone": config["timezone"]})

@@ -52,6 +52,7 @@ class ScheduleWorkflow(Action):
             due_at = config["at"]
         else:
             due_at = timezone.now() + timedelta(seconds=config["delay_seconds"])
+        context.refuse_secrets(config["params"])
         if context.dry_run:
             context.captured.append({"kind": "schedule_workflow", "workflow": config["workflow"],
                                      "params": config["params"], "due_at": due_at.isoformat()})

@@ -36,6 +36,8 @@ class ScheduleWorkflowOnList(Action):
         from scheduler.services import batch_create
 
         items = config["list"]
+        # Each item is passed as item_param: the whole list is checked as that one parameter.
+        context.refuse_secrets({**config["params"], config["item_param"]: items})
         if context.dry_run:
             context.captured.append({"kind": "schedule_workflow_on_list", "workflow": config["workflow"],
                                      "count": len(items), "item_param": config["item_param"]})

@@ -48,6 +48,8 @@ class StepContext:
     captured: list = field(default_factory=list)
     # Set by the engine: starts a child run inline and returns it finished (run_workflow).
     run_child: Any = None
+    # Set by the engine: the run's SecretScope, which knows the secrets this run revealed.
+    secrets: Any = None
 
     @property
     def index(self) -> int:
@@ -57,6 +59,25 @@ class StepContext:
     def idempotency_key(self) -> str:
         """Sent with outbound calls so receivers can drop a repeat after a worker died mid-step."""
         return f"{self.run.id}:{self.step.index}"
+
+    def refuse_secrets(self, params: dict) -> None:
+        """Fail the step if params for another run hold a secret this run revealed (docs/security.md)."""
+        # That run's row, logs and pages would show the value: its own scope never revealed it, so
+        # nothing there could mask it. It reads the secret itself instead.
+        holders = self.secrets.holders(params) if self.secrets is not None else {}
+        if not holders:
+            return
+        reasons = [
+            f"Parameter {key!r} holds the secret{'s' if len(names) > 1 else ''} {', '.join(names)}"
+            for key, names in holders.items()
+        ]
+        secrets = list(dict.fromkeys(name for names in holders.values() for name in names))
+        reads = ", ".join(f"{{{{ secrets.{name} }}}}" for name in secrets)
+        raise ActionError(
+            f"{'; '.join(reasons)}: secrets are not passed between runs; "
+            f"read {'it' if len(secrets) == 1 else 'them'} in the called workflow with {reads}",
+            extra={"fields": {key: "holds a secret" for key in holders}},
+        )
 
     def add_wu(self, amount: float) -> None:
         self.wu += amount

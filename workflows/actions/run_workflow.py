@@ -25,4 +25,5 @@ class RunWorkflow(Action):
         )
 
     def run(self, *, config, context):
+        context.refuse_secrets(config["params"])
         return context.run_child(config["workflow"], config["params"])
