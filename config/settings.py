@@ -6,6 +6,7 @@ from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.log import DEFAULT_LOGGING
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -337,6 +338,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# runserver's request lines (`django.server`) carry the query string, so `?api_token=` values are masked
+# there as in gunicorn's access log (config/gunicorn_logging.py); the rest is Django's own configuration.
+LOGGING["filters"] = {"mask_api_token": {"()": "config.log_masking.ApiTokenFilter"}}
+LOGGING["formatters"] = {"django.server": DEFAULT_LOGGING["formatters"]["django.server"]}
+LOGGING["handlers"]["django.server"] = DEFAULT_LOGGING["handlers"]["django.server"]
+LOGGING["loggers"]["django.server"] = {**DEFAULT_LOGGING["loggers"]["django.server"], "filters": ["mask_api_token"]}
 
 # --- Production -----------------------------------------------------------------------------
 if PRODUCTION:

@@ -126,7 +126,7 @@ class WebServer:
         self.process = subprocess.Popen(
             [GUNICORN, "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread",
              "--workers", "1", "--threads", str(threads), "--timeout", "120", "--graceful-timeout", "5",
-             "--access-logfile", "-"],
+             "--access-logfile", "-", "--logger-class", "config.gunicorn_logging.AccessLogger"],
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 60
