@@ -15,6 +15,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.renderers import JSONRenderer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -358,6 +359,10 @@ class WorkflowInitializeApi(_EndpointApi):
                 raise _unauthorized(False)
             if not role_at_least(role, EDITOR):
                 raise EndpointError(403, "Detect data needs the editor or admin role.")
+            # A cookie rides along on a cross-site link (SameSite=Lax), and CSRF checks let safe methods
+            # through: a session may replace the sample only by POST. Token callers keep every method.
+            if request.method in SAFE_METHODS:
+                raise EndpointError(405, "With a session, Detect data takes a POST.", headers={"Allow": "POST"})
             try:
                 SessionAuthentication().enforce_csrf(self.request)
             except PermissionDenied as exc:

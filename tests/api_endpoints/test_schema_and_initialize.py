@@ -95,3 +95,27 @@ def test_initialize_bubble_alias_and_who_may_call_it(make_workflow, admin_token,
     assert Client().post("/api/wf/hook/initialize", {}, **bearer(make_token("l", ["hook"]))).status_code == 403
     assert Client().post("/api/wf/hook/initialize", {}).status_code == 401
     assert Client().post("/api/wf/ghost/initialize", {}, **bearer(admin_token)).status_code == 404
+
+
+def test_an_editors_session_cannot_replace_the_sample_by_a_safe_method(make_workflow, admin_token, session_client):
+    """A cross-site link sends the session cookie (SameSite=Lax) on a GET: refused with 405, the sample kept;
+    the editor's POST with the CSRF token still records one, and token callers keep every method."""
+    make_workflow("hook")
+    editor = session_client("editor")
+    editor.cookies["csrftoken"] = "b" * 32
+    posted = editor.post("/api/wf/hook/initialize", json.dumps({"n": 1}), content_type="application/json",
+                         HTTP_X_CSRFTOKEN="b" * 32)
+    assert posted.status_code == 200
+    kept = SampleRequest.objects.get(workflow__name="hook")
+    for method in ("get", "head", "options"):
+        for path in ("/api/wf/hook/initialize?evil=1", "/api/1.1/wf/hook/initialize/?evil=1"):
+            refused = getattr(editor, method)(path)
+            assert refused.status_code == 405, (method, path)
+            assert refused["Allow"] == "POST"
+    stored = SampleRequest.objects.get(workflow__name="hook")
+    assert (stored.request, stored.parameters, stored.pk) == (kept.request, kept.parameters, kept.pk)
+    assert stored.parameters == [{"name": "n", "type": "integer", "list": False}]
+    by_token = Client().get("/api/wf/hook/initialize?plan=pro", **bearer(admin_token))
+    assert by_token.status_code == 200
+    assert SampleRequest.objects.get(workflow__name="hook").parameters == [{"name": "plan", "type": "text",
+                                                                            "list": False}]
