@@ -602,5 +602,9 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update({
     "ScheduledRunStatusFilterEnum": ["pending", "paused", "dispatched", "cancelled", "all"],
 })
 # urllib3 logs each request line at DEBUG, query string included — where a workflow may have put a
-# secret (`?key={{ secrets.X }}`). Kept at WARNING whatever LOG_LEVEL says (docs/security.md).
-LOGGING["loggers"]["urllib3"] = {"level": "WARNING"}
+# secret (`?key={{ secrets.X }}`). Kept at WARNING whatever LOG_LEVEL says (docs/security.md); its
+# warnings name URLs too ("Failed to parse headers (url=…)"), so they and requests' records pass a
+# handler that masks the running workflow's secrets before any other handler sees them.
+LOGGING["handlers"]["run_secrets"] = {"class": "workflows.log_masking.SecretMaskingHandler"}
+LOGGING["loggers"]["urllib3"] = {"level": "WARNING", "handlers": ["run_secrets"]}
+LOGGING["loggers"]["requests"] = {"handlers": ["run_secrets"]}

@@ -434,7 +434,12 @@ def run_execute(run_id, *, claimed: WorkflowRun | None = None, then: NextRun | N
     token, offered = current_run.set(run), next_run.set(then)
     try:
         with _leases.holding(run):
-            return Execution(run).execute()
+            execution = Execution(run)
+            masking = expressions.current_secrets.set(execution.secrets)
+            try:
+                return execution.execute()
+            finally:
+                expressions.current_secrets.reset(masking)
     finally:
         next_run.reset(offered)
         current_run.reset(token)

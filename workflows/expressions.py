@@ -1241,6 +1241,11 @@ def _holds(value, search: Callable) -> bool:
     return False
 
 
+# The secrets of the run executing in this context (set by engine.run_execute), for what a step causes
+# outside its stored log: library log records (workflows/log_masking.py) and redirects (outbound.py).
+current_secrets: ContextVar[SecretScope | None] = ContextVar("current_secrets", default=None)
+
+
 def _masked(value, forms: list[str], memo: dict):
     if isinstance(value, str):
         for form in forms:

@@ -5,6 +5,8 @@ import base64
 import io
 import json
 import logging
+import socket
+import threading
 
 import pytest
 from cryptography.fernet import Fernet
@@ -215,3 +217,37 @@ def test_an_unexpected_exception_carrying_the_secret_is_masked_in_the_log_too(ma
     run = engine.run_execute(queued.id)
     assert run.status == "failed" and VALUE not in run.error and "RuntimeError" in run.error
     assert VALUE not in our_log(caplog)
+
+
+@pytest.fixture
+def malformed_header_server():
+    """A loopback server answering once with a header line that has no colon (werkzeug cannot send one)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nthis line has no colon\r\n"
+                               b"Connection: close\r\n\r\nok")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_urllib3_warning_about_a_url_holding_the_secret_is_logged_masked(make_workflow, malformed_header_server,
+                                                                          caplog):
+    secret_set(name="API_KEY", value=VALUE)
+    workflow = make_workflow("malformed", steps=[{"key": "call", "action": "http_request", "config": {
+        "url": malformed_header_server + "/status?key={{ secrets.API_KEY }}"}}])
+    with transaction.atomic():
+        queued = run_enqueue(workflow=workflow, params={}, trigger="manual", dispatch_on_commit=False)
+    run = engine.run_execute(queued.id)
+
+    assert run.status == "succeeded"
+    log = our_log(caplog)
+    assert "Failed to parse headers (url=http://127.0.0.1:" in log and "key=••••" in log
+    assert VALUE not in log
