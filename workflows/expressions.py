@@ -1189,6 +1189,12 @@ class SecretScope:
                               if _holds(value, _search(_secret_forms(secret)))]
         return found
 
+    def appears_in(self, value: str | bytes) -> bool:
+        """Whether a revealed secret, in any of the forms mask() replaces, is in this text or these bytes."""
+        if isinstance(value, bytes):
+            return any(form.encode() in value for form in self._forms())
+        return any(form in value for form in self._forms())
+
     def mask(self, value, *, copy: bool = True):
         """A copy of value with each revealed secret (and its JSON and URL forms) as ••••; copy=False: itself if none."""
         forms = self._forms()

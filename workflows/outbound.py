@@ -15,6 +15,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
 from config.errors import ActionError, ErrorCode
+from workflows import expressions
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -27,6 +28,7 @@ _SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")
 _NAT64_NETWORK = ipaddress.ip_network("64:ff9b::/96")
 _BODY_HEADERS = ("Content-Type", "Content-Length", "Transfer-Encoding")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class OutboundBlockedError(ActionError):
@@ -242,7 +244,12 @@ def _check_scheme(url: str) -> None:
         )
 
 
-def _next_request(session: requests.Session, response: requests.Response, request, location: str):
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme)
+
+
+def _next_request(response: requests.Response, request, location: str):
     following = request.copy()
     following.prepare_url(urljoin(request.url, location), None)
     status = response.status_code
@@ -251,10 +258,31 @@ def _next_request(session: requests.Session, response: requests.Response, reques
         following.body = None
         for name in _BODY_HEADERS:
             following.headers.pop(name, None)
-    if session.should_strip_auth(request.url, following.url):
-        for name in _CROSS_ORIGIN_HEADERS:
-            following.headers.pop(name, None)
+    if _origin(following.url) != _origin(request.url):
+        _strip_credentials(following, status=status, source=request.url)
     return following
+
+
+def _strip_credentials(following, *, status: int, source: str) -> None:
+    """Drop what would hand the run's credentials to another origin (scheme, host and port)."""
+    for name in _CROSS_ORIGIN_HEADERS:
+        following.headers.pop(name, None)
+    secrets = expressions.current_secrets.get()
+    if secrets is None:
+        return
+    # A custom header (X-Api-Key: {{ secrets.K }}) is as much a credential as Authorization.
+    for name, value in list(following.headers.items()):
+        if secrets.appears_in(value):
+            del following.headers[name]
+    if isinstance(following.body, str | bytes) and secrets.appears_in(following.body):
+        # A 307/308 asks for the same request again: sent without its body it would be another request,
+        # which the target could act on; so the step stops and the workflow can call that URL itself.
+        _, host, port = _origin(following.url)
+        raise ActionError(
+            f"Request to {urlsplit(source).hostname} was redirected ({status}) to {host}:{port}, another host; "
+            "its body holds a secret, which is not sent on there. Call that URL directly if it should have it.",
+            code=ErrorCode.HTTP_FAILED,
+        )
 
 
 def _read_limited(response: requests.Response, *, max_bytes: int | None, deadline: float, host: str) -> bytes:
@@ -329,7 +357,7 @@ def send(
                             code=ErrorCode.HTTP_FAILED,
                         )
                     redirects += 1
-                    request = _next_request(session, response, request, location)
+                    request = _next_request(response, request, location)
                     continue
                 try:
                     content = _read_limited(response, max_bytes=max_bytes, deadline=deadline, host=host)

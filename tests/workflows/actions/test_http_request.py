@@ -3,9 +3,11 @@ import json
 import time
 
 import pytest
+from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from config.errors import ActionError, ErrorCode
+from workflows import expressions
 from workflows.actions.http_request import HttpRequest
 from workflows.outbound import OutboundBlockedError
 
@@ -358,6 +360,79 @@ def test_authorization_is_dropped_when_redirected_to_another_host(httpserver, ma
     first, last = httpserver.log[0][0], httpserver.log[-1][0]
     assert first.headers["Authorization"] == "Bearer secret"
     assert "Authorization" not in last.headers
+
+
+SECRET = "sk_live_REDIRECTCANARY_91c"
+
+
+@pytest.fixture
+def other_host():
+    """A second loopback server: another origin (its own port) for cross-host redirects."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def revealed():
+    """A run's secret scope in which K has been read, as the engine sets it around a run."""
+    secrets = expressions.SecretScope({"K": SECRET}.get)
+    secrets.get("K")
+    token = expressions.current_secrets.set(secrets)
+    yield secrets
+    expressions.current_secrets.reset(token)
+
+
+def test_headers_holding_a_secret_are_dropped_on_a_redirect_to_another_host(httpserver, other_host, make_context,
+                                                                             revealed):
+    httpserver.expect_request("/go").respond_with_data("", status=307, headers={"Location": other_host.url_for("/b")})
+    other_host.expect_request("/b").respond_with_data("ok")
+
+    output = call({"url": httpserver.url_for("/go"), "headers": {
+        "X-Api-Key": SECRET, "X-Signed": f"v1 {SECRET}", "Cookie": "session=1", "X-Plain": "kept"}}, make_context())
+
+    assert output["body"] == "ok"
+    first, (landed, _) = httpserver.log[0][0], other_host.log[0]
+    assert first.headers["X-Api-Key"] == SECRET
+    assert "X-Api-Key" not in landed.headers and "X-Signed" not in landed.headers and "Cookie" not in landed.headers
+    assert landed.headers["X-Plain"] == "kept"
+
+
+def test_a_body_holding_a_secret_is_not_resent_to_another_host(httpserver, other_host, make_context, revealed):
+    httpserver.expect_request("/go", method="POST").respond_with_data(
+        "", status=308, headers={"Location": other_host.url_for("/b")}
+    )
+    other_host.expect_request("/b").respond_with_data("ok")
+
+    with pytest.raises(ActionError) as caught:
+        call({"method": "POST", "url": httpserver.url_for("/go"), "json": {"key": SECRET}}, make_context())
+
+    assert f"redirected (308) to 127.0.0.1:{other_host.port}, another host" in caught.value.message
+    assert caught.value.retryable is False and SECRET not in caught.value.message
+    assert httpserver.log[0][0].get_json() == {"key": SECRET}
+    assert other_host.log == []
+
+
+def test_a_body_without_a_secret_follows_a_307_to_another_host(httpserver, other_host, make_context, revealed):
+    httpserver.expect_request("/go", method="POST").respond_with_data(
+        "", status=307, headers={"Location": other_host.url_for("/b")}
+    )
+    other_host.expect_request("/b", method="POST", json={"order": 7}).respond_with_data("ok")
+
+    assert call({"method": "POST", "url": httpserver.url_for("/go"), "json": {"order": 7}}, make_context())["body"] == "ok"
+
+
+def test_a_same_host_redirect_keeps_secret_headers_and_body(httpserver, make_context, revealed):
+    httpserver.expect_request("/go", method="POST").respond_with_data("", status=307, headers={"Location": "/b"})
+    httpserver.expect_request("/b", method="POST").respond_with_data("ok")
+
+    call({"method": "POST", "url": httpserver.url_for("/go"), "headers": {"X-Api-Key": SECRET},
+          "form": {"key": SECRET}}, make_context())
+
+    landed = httpserver.log[-1][0]
+    assert landed.path == "/b" and landed.headers["X-Api-Key"] == SECRET and landed.form["key"] == SECRET
 
 
 def test_connection_refused_is_retryable(make_context):
