@@ -26,6 +26,11 @@ _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")
 # Prefixes whose addresses carry an IPv4 address that a gateway on the path will connect to.
 _NAT64_NETWORK = ipaddress.ip_network("64:ff9b::/96")
+# Special-purpose ranges (IANA's registries) that Python 3.12's ipaddress counts as global.
+_NOT_GLOBAL_NETWORKS = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments; 3.12 knows only parts of it
+    ipaddress.ip_network("3fff::/20"),  # IPv6 documentation (RFC 9637)
+)
 _BODY_HEADERS = ("Content-Type", "Content-Length", "Transfer-Encoding")
 _CROSS_ORIGIN_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -85,8 +90,11 @@ def address_refusal(ip: IPAddress) -> str | None:
         ("shared", ip.version == 4 and ip in _SHARED_NETWORK),
         ("reserved", ip.is_reserved),
         ("private", ip.is_private),
+        # Deprecated (RFC 3879), but still routed inside some sites, and not private to ipaddress.
+        ("site-local", ip.version == 6 and ip.is_site_local),
         # Documentation, benchmarking and other special-purpose ranges: nothing a workflow should call.
         ("not public", not ip.is_global),
+        ("not public", any(ip.version == network.version and ip in network for network in _NOT_GLOBAL_NETWORKS)),
     )
     for reason, refused in checks:
         if refused:

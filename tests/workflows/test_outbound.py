@@ -170,6 +170,11 @@ def test_public_addresses_pass_the_check(no_allow_list, address):
         ("::ffff:100.64.0.1", "shared"),
         ("64:ff9b::a9fe:a9fe", "link-local"),
         ("2002:7f00:1::", "loopback"),
+        # Ranges Python 3.12's ipaddress counts as global: checked against IANA's special-purpose lists.
+        ("fec0::1", "site-local"),                  # deprecated (RFC 3879), still routed inside some sites
+        ("feff:ffff::1", "site-local"),
+        ("3fff::1", "not public"),                  # IPv6 documentation (RFC 9637)
+        ("192.0.0.8", "not public"),                # IETF protocol assignments (IPv4 dummy address)
     ],
 )
 def test_refusal_reasons(address, reason):
