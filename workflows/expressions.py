@@ -39,6 +39,7 @@ from jinja2.sandbox import (
 from jinja2.utils import pass_environment, pass_eval_context
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup
+from requests.utils import requote_uri
 
 from config.errors import ExpressionError
 
@@ -1204,7 +1205,7 @@ class SecretScope:
 
 
 def _secret_forms(value: str) -> set[str]:
-    """The secret's value as a log may hold it: raw, JSON-escaped and URL-encoded."""
+    """The secret's value as a log may hold it: raw, JSON-escaped, URL-encoded and as requests re-quotes it."""
     forms = {
         value,
         json.dumps(value)[1:-1],
@@ -1212,6 +1213,8 @@ def _secret_forms(value: str) -> set[str]:
         quote(value, safe=""),
         quote(value),
         quote_plus(value),
+        # How requests re-quotes a URL it prepares (a path's space as %20, its colon kept).
+        requote_uri(value),
     }
     forms.discard("")
     return forms

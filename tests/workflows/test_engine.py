@@ -1,4 +1,5 @@
 """The engine, run inline: step order, conditions, errors, retries, child runs, limits, secrets."""
+import json
 import time
 from datetime import timedelta
 
@@ -264,6 +265,22 @@ def test_secrets_are_used_but_never_stored(make_workflow, run_now, httpserver):
     assert "Bearer ••••" in stored
     # The real value did reach the receiver: the expectation above matched on it.
     assert steps_of(run)[0].output["status"] == 200
+
+
+def test_a_secret_in_a_url_path_is_masked_as_requests_quotes_it(make_workflow, run_now):
+    # requests re-quotes a URL's path (requote_uri: the space becomes %20, the colon stays): the dry
+    # run's capture stores that URL.
+    secret_set(name="K", value="a:b c")
+    workflow = make_workflow(steps=[
+        {"key": "call", "action": "http_request", "config": {"url": "https://example.com/{{ secrets.K }}"}},
+    ])
+    run = run_now(workflow, dry_run=True)
+    assert run.status == "succeeded"
+    (step,) = steps_of(run)
+    stored = json.dumps([step.input, step.output, step.error], ensure_ascii=False)
+    leaks = [form for form in ("a:b c", "a:b%20c", "a%3Ab%20c", "a:b+c", "a%3Ab+c") if form in stored]
+    assert not leaks, stored
+    assert step.output["captured"][0]["url"] == "https://example.com/••••"
 
 
 def test_a_dry_run_captures_outbound_calls_instead_of_sending(make_workflow, run_now, httpserver):
