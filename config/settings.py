@@ -331,19 +331,23 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# runserver's request lines (`django.server`) carry the query string, so `?api_token=` values are masked
+# there as in gunicorn's access log (config/gunicorn_logging.py); the rest is Django's own configuration.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_api_token": {"()": "config.log_masking.ApiTokenFilter"}},
+    "formatters": {"django.server": DEFAULT_LOGGING["formatters"]["django.server"]},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "django.server": DEFAULT_LOGGING["handlers"]["django.server"],
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {**DEFAULT_LOGGING["loggers"]["django.server"], "filters": ["mask_api_token"]},
+    },
 }
-# runserver's request lines (`django.server`) carry the query string, so `?api_token=` values are masked
-# there as in gunicorn's access log (config/gunicorn_logging.py); the rest is Django's own configuration.
-LOGGING["filters"] = {"mask_api_token": {"()": "config.log_masking.ApiTokenFilter"}}
-LOGGING["formatters"] = {"django.server": DEFAULT_LOGGING["formatters"]["django.server"]}
-LOGGING["handlers"]["django.server"] = DEFAULT_LOGGING["handlers"]["django.server"]
-LOGGING["loggers"]["django.server"] = {**DEFAULT_LOGGING["loggers"]["django.server"], "filters": ["mask_api_token"]}
 
 # --- Production -----------------------------------------------------------------------------
 if PRODUCTION:
