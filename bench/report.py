@@ -379,25 +379,27 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 
 {_optimisations()}
 
-### Session 19's machine: four full runs of tree 0ad3bc0 (O1–O43)
+### Session 19's machine: five full runs, four of tree 0ad3bc0 and one of the session's last tree (O1–O43)
 
 An Intel Xeon (2 cores) about twice as fast as session 18's, whose host took no CPU time from it over any run
 (0.0% steal in each): its baselines took 1,028–1,057 webhook calls a second at 16 connections (best of three),
-kept up with 517–540 a second end to end and drained 722–761 no-op tasks a second. No code changed in the
-session before these runs: the four measured the tree session 18 left (0ad3bc0), one after the other, and
-every figure met its target in every run. Intake 68–73% of the baseline at 16 connections and 73–76% at 64;
-sustained load 65–69% (354–362 runs/s kept up, paced, against 517–540); the idle three-step sync call p50
-6.6–6.9 ms and p99 10.9–11.5 ms (the raw Celery round trip's p50 8.3–8.8 ms); the engine's overhead per step
-0.42–0.46 ms (inline 0.68–0.71 ms); the drain 88–96% of the no-op drain; the 10,000-item list scheduled in
-0.98–1.01 s and run at 68–77% of it; 1,000 one-off runs due in the same second enqueued with p99 ≤ 0.18 s and
-started with p99 ≤ 1.09 s; sync p99 2.0–2.2× its idle p99 while a list drains; 360–361 MB at rest. Two
-worker processes × 1 drained as fast as one worker × 2 (×1.01–1.05): on two cores both shapes run two
-processes. What session 18's machine missed (sustained load, the overhead per step, the list) was the host's
-swing and a slower core, not work this machine does differently: the same tree's CPU per webhook call was
-measured there at about 70% of the baseline's work per CPU-second, and sustained load reads 65–69% here.
-Side by side (the last column: met when most runs met it):
+kept up with 517–540 a second end to end and drained 722–761 no-op tasks a second. Runs 1–4 measured the tree
+session 18 left (0ad3bc0), one after the other; the fifth the session's last tree (3dbf2c8), whose changes are
+security fixes outside the timed paths but for a context variable set per run, a field per step and the
+access log's token masking (on both sides: the baseline's web takes the Procfile's line too). Every figure met
+its target in every run. Intake 68–73% of the baseline at 16 connections and 73–76% at 64; sustained load
+65–69% (353–362 runs/s kept up, paced, against 517–540); the idle three-step sync call p50 6.6–6.9 ms and p99
+10.9–11.5 ms (the raw Celery round trip's p50 8.3–9.0 ms); the engine's overhead per step 0.42–0.46 ms (inline
+0.68–0.71 ms); the drain 88–96% of the no-op drain; the 10,000-item list scheduled in 0.98–1.01 s and run at
+68–77% of it; 1,000 one-off runs due in the same second enqueued with p99 ≤ 0.18 s and started with p99
+≤ 1.09 s; sync p99 2.0–2.2× its idle p99 while a list drains; 359–361 MB at rest. Two worker processes × 1
+drained as fast as one worker × 2 (×1.01–1.05): on two cores both shapes run two processes. What session 18's
+machine missed (sustained load, the overhead per step, the list) was the host's swing and a slower core, not
+work this machine does differently: the same tree's CPU per webhook call was measured there at about 70% of
+the baseline's work per CPU-second, and sustained load reads 65–69% here. Side by side (the last column: met
+when most runs met it):
 
-{_session_runs(19, 3)}
+{_session_runs(19, 4)}
 
 ### Session 18's machine: four full runs with O42 and O43 (O1–O43)
 
