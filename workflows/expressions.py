@@ -1181,20 +1181,21 @@ class SecretScope:
         revealed = {name: value for name, value in self._values.items() if value}
         if not revealed:
             return {}  # the usual run: no secret read, no walk over (perhaps 100,000 items of) params
-        any_form, found = _search(self._forms()), {}
+        any_form, found = _finder(self._forms()), {}
         for key, value in params.items():
             # One walk with every form finds the holders; naming the secrets walks again, but only
             # for a parameter that fails the step anyway.
             if _holds(value, any_form):
                 found[key] = [name for name, secret in revealed.items()
-                              if _holds(value, _search(_secret_forms(secret)))]
+                              if _holds(value, _finder(_secret_forms(secret)))]
         return found
 
     def appears_in(self, value: str | bytes) -> bool:
-        """Whether a revealed secret, in any of the forms mask() replaces, is in this text or these bytes."""
-        if isinstance(value, bytes):
-            return any(form.encode() in value for form in self._forms())
-        return any(form in value for form in self._forms())
+        """Whether a revealed secret, in a form mask() replaces, is in this text or these bytes (as holders finds it)."""
+        forms = self._forms()
+        if not forms:
+            return False
+        return _finder(forms)(value.decode(errors="replace") if isinstance(value, bytes) else value)
 
     def mask(self, value, *, copy: bool = True):
         """A copy of value with each revealed secret (and its JSON and URL forms) as ••••; copy=False: itself if none."""
@@ -1220,25 +1221,34 @@ def _secret_forms(value: str) -> set[str]:
     return forms
 
 
-def _search(forms) -> Callable:
-    # One regular expression for all forms: one search per string of a list of 10,000 records
+# A secret shorter than this (a PIN, a region code, an account number) is found only as a whole value:
+# as a part of one it would match ordinary text ("1" in {"count": 10}) and refuse or strip what is not it.
+_SHORTEST_FOUND_INSIDE = 6
+
+
+def _finder(forms) -> Callable[[str], bool]:
+    """Whether a text holds one of the forms: inside it for a long one, as all of it for a short one."""
+    whole = {form for form in forms if len(form) < _SHORTEST_FOUND_INSIDE}
+    inside = [form for form in forms if len(form) >= _SHORTEST_FOUND_INSIDE]
+    # One regular expression for all long forms: one search per string of a list of 10,000 records
     # (50,000 strings) takes half the time of a loop over the forms.
-    return re.compile("|".join(map(re.escape, forms))).search
+    search = re.compile("|".join(map(re.escape, inside))).search if inside else None
+    return lambda text: text in whole or (search is not None and search(text) is not None)
 
 
-def _holds(value, search: Callable) -> bool:
-    """Whether _masked would change value: a string, number or key in it holds a form that search finds."""
+def _holds(value, found: Callable[[str], bool]) -> bool:
+    """Whether a string, number or key in value holds a form, as `found` (a _finder) tells."""
     stack, seen = [value], set()
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            if search(value):
+            if found(value):
                 return True
         elif isinstance(value, bytes):
-            if search(value.decode(errors="replace")):
+            if found(value.decode(errors="replace")):
                 return True
         elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-            if search(str(value)):
+            if found(str(value)):
                 return True
         elif isinstance(value, dict | list | tuple) and id(value) not in seen:
             seen.add(id(value))

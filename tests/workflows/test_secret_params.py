@@ -95,7 +95,7 @@ def test_every_parameter_holding_a_secret_is_named(make_workflow, run_now, api_k
     run = run_now(workflow)
     step = StepRun.objects.get(run=run, key="pass")
     assert step.error == (
-        "Parameter 'k' holds the secret API_KEY; Parameter 'extra' holds the secret OTHER: secrets are not passed "
+        "Parameter 'k' holds the secret API_KEY; parameter 'extra' holds the secret OTHER: secrets are not passed "
         "between runs; read them in the called workflow with {{ secrets.API_KEY }}, {{ secrets.OTHER }}"
     )
     assert "another-secret-value" not in stored_by(run)
@@ -151,9 +151,18 @@ def test_a_scope_that_revealed_nothing_never_reads_the_params():
         def items(self):
             raise AssertionError("walked")
 
-    scope = SecretScope(lambda name: {"A": "abc"}.get(name))
-    assert scope.holders(Unreadable(k="abc")) == {}
+    scope = SecretScope(lambda name: {"A": "abcdef"}.get(name))
+    assert scope.holders(Unreadable(k="abcdef")) == {}
     scope.get("MISSING")
-    assert scope.holders(Unreadable(k="abc")) == {}
+    assert scope.holders(Unreadable(k="abcdef")) == {}
     scope.get("A")
-    assert scope.holders({"k": ["x", {"y": "..abc.."}], "n": 1, "key": {"abc": 1}}) == {"k": ["A"], "key": ["A"]}
+    assert scope.holders({"k": ["x", {"y": "..abcdef.."}], "n": 1, "key": {"abcdef": 1}}) == {"k": ["A"], "key": ["A"]}
+
+
+def test_a_short_secret_is_found_only_as_a_whole_value():
+    scope = SecretScope(lambda name: {"PIN": "42", "REGION": "EU"}.get(name))
+    scope.get("PIN"), scope.get("REGION")
+    # As part of ordinary values it would refuse what is not the secret ("42" in 1420, "EU" in "EUR").
+    assert scope.holders({"count": 1420, "currency": "EUR", "note": "see page 42"}) == {}
+    assert scope.holders({"pin": 42, "codes": ["x", "EU"], "n": 1}) == {"pin": ["PIN"], "codes": ["REGION"]}
+    assert not scope.appears_in("application/json") and scope.appears_in(b"EU")

@@ -68,13 +68,14 @@ class StepContext:
         if not holders:
             return
         reasons = [
-            f"Parameter {key!r} holds the secret{'s' if len(names) > 1 else ''} {', '.join(names)}"
+            f"parameter {key!r} holds the secret{'s' if len(names) > 1 else ''} {', '.join(names)}"
             for key, names in holders.items()
         ]
         secrets = list(dict.fromkeys(name for names in holders.values() for name in names))
         reads = ", ".join(f"{{{{ secrets.{name} }}}}" for name in secrets)
+        message = "; ".join(reasons)
         raise ActionError(
-            f"{'; '.join(reasons)}: secrets are not passed between runs; "
+            f"{message[0].upper()}{message[1:]}: secrets are not passed between runs; "
             f"read {'it' if len(secrets) == 1 else 'them'} in the called workflow with {reads}",
             extra={"fields": {key: "holds a secret" for key in holders}},
         )
