@@ -257,6 +257,13 @@ def _origin(url: str) -> tuple:
     return parts.scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme)
 
 
+def _leaves_origin(source: str, target: str) -> bool:
+    """Whether a redirect goes to another scheme, host or port; not the upgrade of http to https on the
+    same host and default ports, as requests has it: the first hop sent the credentials in the clear."""
+    before, after = _origin(source), _origin(target)
+    return before != after and (before, after) != (("http", before[1], 80), ("https", before[1], 443))
+
+
 def _next_request(response: requests.Response, request, location: str):
     following = request.copy()
     following.prepare_url(urljoin(request.url, location), None)
@@ -266,7 +273,7 @@ def _next_request(response: requests.Response, request, location: str):
         following.body = None
         for name in _BODY_HEADERS:
             following.headers.pop(name, None)
-    if _origin(following.url) != _origin(request.url):
+    if _leaves_origin(request.url, following.url):
         _strip_credentials(following, status=status, source=request.url)
     return following
 
@@ -287,7 +294,7 @@ def _strip_credentials(following, *, status: int, source: str) -> None:
         # which the target could act on; so the step stops and the workflow can call that URL itself.
         _, host, port = _origin(following.url)
         raise ActionError(
-            f"Request to {urlsplit(source).hostname} was redirected ({status}) to {host}:{port}, another host; "
+            f"Request to {urlsplit(source).hostname} was redirected ({status}) to {host}:{port}, another origin; "
             "its body holds a secret, which is not sent on there. Call that URL directly if it should have it.",
             code=ErrorCode.HTTP_FAILED,
         )

@@ -409,7 +409,7 @@ def test_a_body_holding_a_secret_is_not_resent_to_another_host(httpserver, other
     with pytest.raises(ActionError) as caught:
         call({"method": "POST", "url": httpserver.url_for("/go"), "json": {"key": SECRET}}, make_context())
 
-    assert f"redirected (308) to 127.0.0.1:{other_host.port}, another host" in caught.value.message
+    assert f"redirected (308) to 127.0.0.1:{other_host.port}, another origin" in caught.value.message
     assert caught.value.retryable is False and SECRET not in caught.value.message
     assert httpserver.log[0][0].get_json() == {"key": SECRET}
     assert other_host.log == []
