@@ -32,9 +32,12 @@ def mask_api_token(text: str) -> str:
 
 
 class ApiTokenFilter(logging.Filter):
-    """Masks `api_token` values in a record's arguments (runserver's `django.server` request lines)."""
+    """Masks `api_token` values in a record's message and arguments (runserver's `django.server` request
+    lines, gunicorn's error log)."""
 
     def filter(self, record):
+        if isinstance(record.msg, str):
+            record.msg = mask_api_token(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(mask_api_token(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True

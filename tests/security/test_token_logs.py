@@ -1,4 +1,5 @@
-"""`?api_token=` values never reach a request log: runserver's here, gunicorn's in tests/integration."""
+"""`?api_token=` values never reach a request log: runserver's and gunicorn's error log here, its access log in
+tests/integration."""
 import logging
 import threading
 import urllib.request
@@ -35,3 +36,26 @@ def test_runserver_request_lines_mask_the_token():
         server.server_close()
     lines = [record.getMessage() for record in records]
     assert lines == ['"GET /api/docs/?a=1&api_token=[masked] HTTP/1.1" 404 0']
+
+
+def test_gunicorn_error_log_masks_the_token():
+    """A request gunicorn could not handle is named in its error log by its URI, query string included."""
+    from gunicorn.config import Config
+
+    from config.gunicorn_logging import AccessLogger
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    log = AccessLogger(Config())
+    log.error_log.addHandler(handler)
+    try:
+        # As gunicorn's worker reports a request whose handling raised (workers/base.py, handle_error).
+        log.exception("Error handling request %s", f"/api/wf/x?n=1&api_token={TOKEN}")
+        log.error(f"Invalid request from ip=127.0.0.1: GET /?api_token={TOKEN} HTTP/1.1")
+    finally:
+        log.error_log.removeHandler(handler)
+    assert [record.getMessage() for record in records] == [
+        "Error handling request /api/wf/x?n=1&api_token=[masked]",
+        "Invalid request from ip=127.0.0.1: GET /?api_token=[masked] HTTP/1.1",
+    ]
