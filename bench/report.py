@@ -384,9 +384,10 @@ figures, diffs and notes are in `bench/optimisations/`. "Applied" ones are in th
 An Intel Xeon (2 cores) about twice as fast as session 18's, whose host took no CPU time from it over any run
 (0.0% steal in each): its baselines took 1,028–1,057 webhook calls a second at 16 connections (best of three),
 kept up with 517–540 a second end to end and drained 722–761 no-op tasks a second. Runs 1–4 measured the tree
-session 18 left (0ad3bc0), one after the other; the fifth the session's last tree (3dbf2c8), whose changes are
-security fixes outside the timed paths but for a context variable set per run, a field per step and the
-access log's token masking (on both sides: the baseline's web takes the Procfile's line too). Every figure met
+session 18 left (0ad3bc0), one after the other; the fifth the tree with the session's security fixes (3dbf2c8),
+outside the timed paths but for a context variable set per run, a field per step and the access log's token
+masking (on both sides: the baseline's web takes the Procfile's line too); the review's changes after it
+touch no path these figures time (a secret's matching, redirects, gunicorn's error log). Every figure met
 its target in every run. Intake 68–73% of the baseline at 16 connections and 73–76% at 64; sustained load
 65–69% (353–362 runs/s kept up, paced, against 517–540); the idle three-step sync call p50 6.6–6.9 ms and p99
 10.9–11.5 ms (the raw Celery round trip's p50 8.3–9.0 ms); the engine's overhead per step 0.42–0.46 ms (inline
