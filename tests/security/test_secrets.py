@@ -238,11 +238,17 @@ def malformed_header_server():
     listener.close()
 
 
+@pytest.mark.parametrize("after_a_child_run", [False, True])
 def test_urllib3_warning_about_a_url_holding_the_secret_is_logged_masked(make_workflow, malformed_header_server,
-                                                                          caplog):
+                                                                          caplog, after_a_child_run):
     secret_set(name="API_KEY", value=VALUE)
-    workflow = make_workflow("malformed", steps=[{"key": "call", "action": "http_request", "config": {
-        "url": malformed_header_server + "/status?key={{ secrets.API_KEY }}"}}])
+    steps = [{"key": "call", "action": "http_request", "config": {
+        "url": malformed_header_server + "/status?key={{ secrets.API_KEY }}"}}]
+    if after_a_child_run:
+        # A child run started inline masks with its own scope while it runs; the parent's is back after it.
+        make_workflow("child", steps=[{"key": "s", "action": "set_values", "config": {"values": {"n": 1}}}])
+        steps.insert(0, {"key": "child", "action": "run_workflow", "config": {"workflow": "child", "params": {}}})
+    workflow = make_workflow("malformed", steps=steps)
     with transaction.atomic():
         queued = run_enqueue(workflow=workflow, params={}, trigger="manual", dispatch_on_commit=False)
     run = engine.run_execute(queued.id)
