@@ -1177,7 +1177,8 @@ class SecretScope:
         return sorted(forms, key=len, reverse=True)
 
     def holders(self, params: dict) -> dict[str, list[str]]:
-        """The params holding a revealed secret in a form mask hides, each with the secrets' names."""
+        """The params holding a revealed secret in a form mask hides (a short one as a whole value, _finder),
+        each with the secrets' names."""
         revealed = {name: value for name, value in self._values.items() if value}
         if not revealed:
             return {}  # the usual run: no secret read, no walk over (perhaps 100,000 items of) params
